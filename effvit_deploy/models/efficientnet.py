@@ -56,8 +56,12 @@ def scale_stages(stages: tuple[StageCfg, ...], width: float, depth: float) -> li
         cin, cout = make_divisible(s.cin * width, 8), make_divisible(s.cout * width, 8)
         repeats = int(math.ceil(s.repeats * depth))
         # only the first block of a stage changes stride or width
-        scaled.append([BlockCfg(s.expand, s.kernel, s.stride if i == 0 else 1, cin if i == 0 else cout, cout)
-                       for i in range(repeats)])
+        scaled.append(
+            [
+                BlockCfg(s.expand, s.kernel, s.stride if i == 0 else 1, cin if i == 0 else cout, cout)
+                for i in range(repeats)
+            ]
+        )
     return scaled
 
 

@@ -1,0 +1,35 @@
+"""Input resolutions: `224` (square) or `HxW` such as `512x1024`; positive multiples of 32 (output stride 32)."""
+
+from __future__ import annotations
+
+from ..errors import InvalidInputError
+
+Resolution = tuple[int, int]
+STRIDE = 32
+
+
+def parse_resolution(value: str | int | tuple[int, int]) -> Resolution:
+    """Parse `224`, `"224"`, `"512x1024"` or `(512, 1024)` into (height, width), checking the stride."""
+    if isinstance(value, tuple):
+        height, width = value
+    elif isinstance(value, int):
+        height = width = value
+    else:
+        text = str(value).strip().lower()
+        parts = text.split("x")
+        if len(parts) not in (1, 2) or not all(p.strip().isdigit() for p in parts):
+            raise InvalidInputError(f"resolution {value!r} is not understood; write 224 or HxW such as 512x1024")
+        height = int(parts[0])
+        width = int(parts[-1])
+    for side in (height, width):
+        if side <= 0 or side % STRIDE:
+            raise InvalidInputError(
+                f"resolution {height}x{width} is invalid: each side must be a positive multiple of {STRIDE} "
+                f"(for example 224, 512 or 512x1024)"
+            )
+    return height, width
+
+
+def format_resolution(resolution: Resolution) -> str:
+    """(512, 1024) -> '512x1024'."""
+    return f"{resolution[0]}x{resolution[1]}"
