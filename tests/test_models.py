@@ -222,3 +222,31 @@ def test_empty_state_dict_is_not_a_checkpoint(tmp_path: Path) -> None:
     torch.save({"epoch": 3}, path)
     with pytest.raises(CheckpointError, match="no state_dict"):
         models.build("efficientvit-b0", checkpoint=path)
+
+
+def _official_to_timm(key: str) -> str:
+    """Inverse of the documented timm map (facts §2.2), written out independently of the loader's rules."""
+    for official, timm in (
+        ("backbone.input_stem.op_list.0.", "stem.in_conv."),
+        ("head.op_list.0.", "head.in_conv."),
+        ("head.op_list.2.linear.", "head.classifier.0."),
+        ("head.op_list.2.norm.", "head.classifier.1."),
+        ("head.op_list.3.linear.", "head.classifier.4."),
+    ):
+        if key.startswith(official):
+            return timm + key[len(official) :]
+    parts = key.split(".")
+    if key.startswith("backbone.input_stem.op_list."):
+        return ".".join(["stem", f"res{int(parts[3]) - 1}", *parts[4:]])
+    assert key.startswith("backbone.stages.")
+    return ".".join(["stages", parts[2], "blocks", parts[4], *parts[5:]])
+
+
+def test_timm_layout_checkpoint_loads(tmp_path: Path) -> None:
+    path, state = _random_official_checkpoint(tmp_path, "efficientvit-b0", wrap=False)
+    timm_state = {_official_to_timm(k): v for k, v in state.items()}
+    assert "stem.res0.main.depth_conv.conv.weight" in timm_state
+    torch.save(timm_state, path)
+    model = models.build("efficientvit-b0", checkpoint=path)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, state[key])

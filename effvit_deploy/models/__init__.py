@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import efficientnet, efficientvit, mobilenet  # noqa: F401  (registers the builders)
-from .checkpoint import load_into, read_state_dict
+from .checkpoint import is_timm_efficientvit, load_into, read_state_dict, timm_to_official
 from .profile import profile
 from .registry import get_builder, names
 from .resolution import format_resolution, parse_resolution
@@ -30,6 +30,8 @@ def build(name: str, *, num_classes: int = 1000, checkpoint: str | Path | None =
     """
     builder = get_builder(name)
     state_dict = read_state_dict(checkpoint) if checkpoint is not None else None
+    if state_dict is not None and name.startswith("efficientvit") and is_timm_efficientvit(state_dict):
+        state_dict = timm_to_official(state_dict)  # timm hub weights (the only public B0) use timm's names
     if state_dict is not None:
         head = _classifier_classes(state_dict)
         if head is not None and num_classes == 1000:

@@ -103,3 +103,35 @@ def load_into(
         )
         raise CheckpointError(f"checkpoint {path} does not fit {name}: {problem}; {hint}")
     model.load_state_dict(state_dict, strict=True)
+
+
+# timm's port renames the containers only; below block level the keys are identical (verified one-to-one in
+# ../shared/reference/efficientvit_official_facts.md §2.2). Rules map timm -> official.
+_TIMM_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p), r)
+    for p, r in (
+        (r"^stem\.in_conv\.", "backbone.input_stem.op_list.0."),
+        (r"^stages\.(\d+)\.blocks\.(\d+)\.", r"backbone.stages.\1.op_list.\2."),
+        (r"^head\.in_conv\.", "head.op_list.0."),
+        (r"^head\.classifier\.0\.", "head.op_list.2.linear."),
+        (r"^head\.classifier\.1\.", "head.op_list.2.norm."),
+        (r"^head\.classifier\.4\.", "head.op_list.3.linear."),
+    )
+)
+_TIMM_STEM_RES = re.compile(r"^stem\.res(\d+)\.")
+
+
+def is_timm_efficientvit(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """True for a state_dict in timm's `efficientvit_mit` layout (e.g. timm's efficientvit_b0.r224_in1k)."""
+    return any(k.startswith("stem.in_conv.") for k in state_dict) and any(k.startswith("stages.") for k in state_dict)
+
+
+def timm_to_official(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename timm EfficientViT keys to the official layout; tensors are shared, not copied."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        new = _TIMM_STEM_RES.sub(lambda m: f"backbone.input_stem.op_list.{int(m.group(1)) + 1}.", key)
+        for pattern, repl in _TIMM_RULES:
+            new = pattern.sub(repl, new)
+        out[new] = value
+    return out
