@@ -30,7 +30,11 @@ _NORMS = (nn.BatchNorm2d, nn.LayerNorm)
 
 
 def profile(
-    model: nn.Module, resolution: Resolution | str | int | tuple[int, int], *, count_norms: bool | None = None
+    model: nn.Module,
+    resolution: Resolution | str | int | tuple[int, int],
+    *,
+    count_norms: bool | None = None,
+    multiple: int = 32,
 ) -> tuple[int, int]:
     """Return (params, MACs) of `model` for one image of `resolution` (batch 1).
 
@@ -39,8 +43,10 @@ def profile(
         resolution: `224`, `"512x1024"` or `(512, 1024)` (height, width); a positive multiple of 32.
         count_norms: count affine norms as one MAC per element; default: the model's `MACS_COUNT_NORMS`
             (False if unset).
+        multiple: each side must be a multiple of this (output stride 32); 1 profiles a baseline at a native
+            torchvision size such as 240 or 300.
     """
-    height, width = parse_resolution(resolution)
+    height, width = parse_resolution(resolution, multiple=multiple)
     if count_norms is None:
         count_norms = bool(getattr(model, "MACS_COUNT_NORMS", False))
     macs = 0

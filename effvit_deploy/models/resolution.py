@@ -8,8 +8,8 @@ Resolution = tuple[int, int]
 STRIDE = 32
 
 
-def parse_resolution(value: str | int | tuple[int, int]) -> Resolution:
-    """Parse `224`, `"224"`, `"512x1024"` or `(512, 1024)` into (height, width), checking the stride."""
+def parse_resolution(value: str | int | tuple[int, int], *, multiple: int = STRIDE) -> Resolution:
+    """Parse `224`, `"224"`, `"512x1024"` or `(512, 1024)` into (height, width); each side a multiple of `multiple`."""
     if isinstance(value, tuple):
         height, width = value
     elif isinstance(value, int):
@@ -22,9 +22,9 @@ def parse_resolution(value: str | int | tuple[int, int]) -> Resolution:
         height = int(parts[0])
         width = int(parts[-1])
     for side in (height, width):
-        if side <= 0 or side % STRIDE:
+        if side <= 0 or side % multiple:
             raise InvalidInputError(
-                f"resolution {height}x{width} is invalid: each side must be a positive multiple of {STRIDE} "
+                f"resolution {height}x{width} is invalid: each side must be a positive multiple of {multiple} "
                 f"(for example 224, 512 or 512x1024)"
             )
     return height, width

@@ -1,0 +1,65 @@
+"""The model zoo table: params and MACs of every registered model at chosen resolutions, with published figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import build, format_resolution, names, parse_resolution, profile
+
+# (params, GMACs, resolution) as published: official EfficientViT README / torchprofile at 224; torchvision weight
+# metadata `_ops` at each weight's evaluation crop (EfficientNet-B1/B2/B3: 240/288/300).
+PUBLISHED: dict[str, tuple[float, float, int]] = {
+    "efficientvit-b0": (3.41e6, 0.102, 224),
+    "efficientvit-b1": (9.10e6, 0.524, 224),
+    "efficientvit-b2": (24.33e6, 1.594, 224),
+    "efficientvit-b3": (48.65e6, 3.970, 224),
+    "efficientnet-b0": (5.29e6, 0.386, 224),
+    "efficientnet-b1": (7.79e6, 0.687, 240),
+    "efficientnet-b2": (9.11e6, 1.088, 288),
+    "efficientnet-b3": (12.23e6, 1.827, 300),
+    "mobilenetv2": (3.50e6, 0.301, 224),
+    "mobilenetv3-large": (5.48e6, 0.217, 224),
+}
+
+
+@dataclass(frozen=True)
+class ZooRow:
+    name: str
+    params: int
+    gmacs: dict[str, float]  # resolution "HxW" -> GMACs
+    published: tuple[float, float, int] | None
+    measured_at_published: float | None  # our GMACs at the published resolution
+
+
+def zoo_rows(resolutions: list[str] | None = None, model_names: list[str] | None = None) -> list[ZooRow]:
+    """Measure params and GMACs of each model (default: all) at each resolution (default: 224 and 512)."""
+    resolutions = [format_resolution(parse_resolution(r)) for r in (resolutions or ["224", "512"])]
+    rows = []
+    for name in model_names or names():
+        model = build(name)
+        gmacs = {}
+        params = 0
+        for res in resolutions:
+            params, macs = profile(model, res)
+            gmacs[res] = macs / 1e9
+        published = PUBLISHED.get(name)
+        at_published = profile(model, published[2], multiple=1)[1] / 1e9 if published else None
+        rows.append(ZooRow(name, params, gmacs, published, at_published))
+    return rows
+
+
+def to_markdown(rows: list[ZooRow]) -> str:
+    """Markdown table: model, params (M), GMACs per resolution, published params/GMACs at 224."""
+    resolutions = list(rows[0].gmacs) if rows else []
+    header = ["model", "params (M)", *[f"GMACs @{r}" for r in resolutions], "published params / GMACs", "ours there"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        pub = f"{row.published[0] / 1e6:.2f}M / {row.published[1]:.3f} @{row.published[2]}" if row.published else "–"
+        ours = f"{row.measured_at_published:.3f}" if row.measured_at_published is not None else "–"
+        cells = [row.name, f"{row.params / 1e6:.2f}", *[f"{row.gmacs[r]:.3f}" for r in resolutions], pub, ours]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(to_markdown(zoo_rows()))
