@@ -1,0 +1,439 @@
+"""The export pipeline: model → deploy form → target converter → verification → artifact + manifest entry.
+
+>>> from effvit_deploy.export import export
+>>> entry = export("efficientvit-b0", "tflite", "224", out_dir="export")
+>>> entry["artifact"], entry["parity"]["max_abs"], entry["cached"]
+('tflite-fp32.tflite', 2.1e-06, False)
+
+Layout: `OUT/<model>/<HxW>/<target>-<precision>[-nhwc][-noopt].<ext>` with `manifest.json` beside it.
+The converter writes into a temp file in the destination folder; it is renamed onto the artifact only after the
+artifact, run in its own runtime, matched the PyTorch model as built. Any failure or interrupt leaves no artifact.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib
+import importlib.util
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__, models
+from ..errors import InvalidInputError, MissingFileError
+from ..fileio import atomic_path, sha256_file
+from ..models.checkpoint import load_into, read_state_dict
+from ..models.registry import get_builder
+from . import manifest as mf
+from .verify import IMAGENET_MEAN, IMAGENET_STD, fixed_input, reference_logits, verify
+from .weights import seeded_model, weights_sha256
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+INT8_ATTENTION = ("auto", "int8", "fp32")
+DEFAULT_CALIB_COUNT = 100
+ARTIFACT_MODE = 0o644
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One validated export request (what `check_request` accepts; nothing built or written yet)."""
+
+    model: str | nn.Module
+    name: str
+    target: str
+    resolution: tuple[int, int]
+    precision: str
+    out_dir: Path
+    optimize: bool
+    nhwc: bool
+    checkpoint: Path | None
+    calib: Path | None
+    calib_count: int | None
+    int8_attention: str
+
+    @property
+    def folder(self) -> Path:
+        return self.out_dir / self.name / models.format_resolution(self.resolution)
+
+    def describe(self) -> str:
+        layout = " nhwc" if self.nhwc else ""
+        opt = "" if self.optimize else " no-optimize"
+        res = models.format_resolution(self.resolution)
+        return f"{self.name} {res} → {self.target} {self.precision}{layout}{opt}"
+
+
+def check_request(
+    model: str | nn.Module,
+    target: str,
+    resolution: str | int | tuple[int, int],
+    precision: str = "fp32",
+    out_dir: str | Path = "export",
+    *,
+    optimize: bool = True,
+    nhwc: bool = False,
+    checkpoint: str | Path | None = None,
+    calib: str | Path | None = None,
+    calib_count: int | None = None,
+    int8_attention: str = "auto",
+    name: str | None = None,
+) -> Request:
+    """Validate an export request without building or converting anything (cheap; the CLI checks every job first).
+
+    Raises:
+        InvalidInputError: unknown target, precision, model, resolution, int8 option; an unwritable output folder.
+        MissingFileError: the checkpoint or calibration folder does not exist.
+        MissingDependencyError: the target's runtime package is not installed (the message names the pip extra).
+    """
+    if precision not in PRECISIONS:
+        raise InvalidInputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    backend = _backend(target)
+    if precision not in backend.precisions:
+        raise InvalidInputError(f"target {target} cannot export {precision}; it takes: {', '.join(backend.precisions)}")
+    res = models.parse_resolution(resolution)
+    if isinstance(model, str):
+        get_builder(model)  # unknown name -> InvalidInputError listing the valid ones
+        display = name or model
+    elif isinstance(model, nn.Module):
+        display = name or type(model).__name__
+    else:
+        raise InvalidInputError(f"model must be a registry name or an nn.Module, not {type(model).__name__}")
+    if not display or "/" in display or display.startswith("."):
+        raise InvalidInputError(f"model name {display!r} cannot be a folder name; pass name='my-model'")
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and not ckpt.is_file():
+        raise MissingFileError(f"checkpoint {ckpt} does not exist; pass the path of a .pt/.pth file")
+    calib_path = Path(calib) if calib is not None else None
+    if precision == "int8":
+        _quantize_package()
+        if int8_attention not in INT8_ATTENTION:
+            raise InvalidInputError(
+                f"unknown int8 attention mode {int8_attention!r}; choose one of: {', '.join(INT8_ATTENTION)}"
+            )
+        if calib_count is not None and calib_count <= 0:
+            raise InvalidInputError(f"calibration count must be positive, got {calib_count}")
+        if calib_path is not None and not calib_path.is_dir():
+            raise MissingFileError(f"calibration folder {calib_path} does not exist; pass a folder of images")
+    out = Path(out_dir)
+    check_writable(out)
+    backend.versions()  # imports the runtime: a missing package fails here, before any work
+    return Request(
+        model=model,
+        name=display,
+        target=backend.name,
+        resolution=res,
+        precision=precision,
+        out_dir=out,
+        optimize=optimize,
+        nhwc=nhwc,
+        checkpoint=ckpt,
+        calib=calib_path if precision == "int8" else None,
+        calib_count=(calib_count or DEFAULT_CALIB_COUNT) if precision == "int8" else None,
+        int8_attention=int8_attention if precision == "int8" else "auto",
+    )
+
+
+def export(
+    model: str | nn.Module,
+    target: str,
+    resolution: str | int | tuple[int, int],
+    precision: str = "fp32",
+    out_dir: str | Path = "export",
+    *,
+    optimize: bool = True,
+    nhwc: bool = False,
+    checkpoint: str | Path | None = None,
+    force: bool = False,
+    calib: str | Path | None = None,
+    calib_count: int | None = None,
+    int8_attention: str = "auto",
+    progress: Progress | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Export one model to one target at one resolution and precision; return its manifest entry.
+
+    Args:
+        model: a registry name (`effvit_deploy.models.names()`) or an `nn.Module` (put in eval mode, not modified).
+        target: "onnx", "tflite" or "executorch" (see `effvit_deploy.export.targets.TARGETS`).
+        resolution: 224, "512x1024" or (512, 1024); each side a multiple of 32.
+        precision: "fp32", "fp16" or "int8".
+        out_dir: the artifact goes to `out_dir/<model>/<HxW>/`.
+        optimize: apply the deploy form (BN folding, attention order, ...) before conversion.
+        nhwc: ask the target for an NHWC input (runners still take NCHW).
+        checkpoint: weights file; without one, seed-0 weights with random BN statistics (see `weights`).
+        force: convert even if an identical artifact is cached.
+        calib, calib_count, int8_attention: int8 calibration folder (None: the quantizer's default images), image
+            count and attention mode; ignored for fp32/fp16.
+        progress: called with a short stage text ("building model", "converting", "verifying", ...).
+        name: manifest/folder name when `model` is a module (default: its class name).
+
+    Returns:
+        The manifest entry (see export/README.md) plus `"cached": bool` and `"path": str` (the artifact's path).
+
+    Raises:
+        InvalidInputError, MissingFileError, CheckpointError, MissingDependencyError: bad input (nothing written).
+        VerificationError: the artifact disagrees with PyTorch beyond tolerance (nothing written).
+    """
+    request = check_request(
+        model,
+        target,
+        resolution,
+        precision,
+        out_dir,
+        optimize=optimize,
+        nhwc=nhwc,
+        checkpoint=checkpoint,
+        calib=calib,
+        calib_count=calib_count,
+        int8_attention=int8_attention,
+        name=name,
+    )
+    return run(request, force=force, progress=progress)
+
+
+def export_many(
+    model_list: Iterable[str | nn.Module],
+    targets: Iterable[str],
+    resolutions: Iterable[str | int | tuple[int, int]],
+    precision: str = "fp32",
+    out_dir: str | Path = "export",
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Every combination of models × targets × resolutions; all requests are validated before the first export."""
+    requests = [
+        check_request(m, t, r, precision, out_dir, **options) for m in model_list for r in resolutions for t in targets
+    ]
+    return [run(r, force=force, progress=progress) for r in requests]
+
+
+def run(request: Request, *, force: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+    """Run one validated request: return the cached entry, or convert, verify and record a new artifact."""
+    say = progress or (lambda _stage: None)
+    started = time.perf_counter()
+    backend = _backend(request.target)
+    artifact = mf.artifact_name(
+        request.target, request.precision, backend.suffix, nhwc=request.nhwc, optimize=request.optimize
+    )
+    folder = request.folder
+    final = folder / artifact
+
+    say("building model")
+    model = _build(request)
+    versions = {**backend.versions(), "torch": torch.__version__, "effvit_deploy": __version__}
+    versions["effvit_deploy_source"] = source_sha256()
+    calib = _calibration(request)
+    key = mf.cache_key(
+        {
+            "model": request.name,
+            "architecture": repr(model),
+            "weights_sha256": weights_sha256(model),
+            "options": _options(request),
+            "calibration_sha256": _arrays_sha256(calib) if calib is not None else None,
+            "versions": versions,
+        }
+    )
+    if not force:
+        cached = _cached_entry(folder, artifact, key)
+        if cached is not None:
+            say("cached")
+            return {**cached, "cached": True, "path": str(final)}
+
+    example = fixed_input(request.resolution)
+    reference = reference_logits(model, example)
+    module, info = model, {"optimizations": [], "attention": []}
+    if request.optimize:
+        say("deploy form")
+        module, info = _deploy_form(model, request)
+
+    params, macs = models.profile(model, request.resolution)
+    lock = ExitStack()
+    try:
+        with atomic_path(final) as tmp:
+            say("converting")
+            int8_info = None
+            if request.precision == "int8":
+                int8_info = _quantize_package().quantize_for_target(
+                    request.target, module, example, tmp, calib=calib, attention=request.int8_attention
+                )
+            else:
+                backend.convert(module, example, tmp, precision=request.precision, nhwc=request.nhwc)
+            say("verifying")
+            runner = backend.load_runner(tmp, threads=1)
+            parity = verify(runner, reference, example, request.precision, what=f"{request.describe()} ({artifact})")
+            say("counting ops")
+            census = backend.census(tmp)
+            tmp.chmod(ARTIFACT_MODE)  # mkstemp creates 0600; artifacts are ordinary readable files
+            digest = sha256_file(tmp)
+            size = tmp.stat().st_size
+            # Rename and manifest update under one lock: a parallel export of the same file cannot interleave.
+            lock.enter_context(mf.folder_lock(folder))
+        entry = {
+            "artifact": artifact,
+            "model": request.name,
+            "resolution": models.format_resolution(request.resolution),
+            "target": request.target,
+            "precision": request.precision,
+            "nhwc": request.nhwc,
+            "optimize": request.optimize,
+            "optimizations": list(info.get("optimizations", [])),
+            "attention": list(info.get("attention", [])),
+            "census": census,
+            "params": params,
+            "macs": macs,
+            "size_bytes": size,
+            "sha256": digest,
+            "parity": parity,
+            "input": _input_spec(request),
+            "num_classes": int(reference.shape[-1]),
+            "versions": versions,
+            "options": _options(request),
+            "checkpoint_sha256": sha256_file(request.checkpoint) if request.checkpoint else None,
+            "int8": int8_info,
+            "cache_key": key,
+            "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "export_seconds": round(time.perf_counter() - started, 3),
+        }
+        mf.put_entry_locked(folder, artifact, entry)
+    finally:
+        lock.close()
+    return {**entry, "cached": False, "path": str(final)}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def check_writable(out: Path) -> None:
+    """Create `out` and a temp file in it, or raise one line that names the folder and the fix."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test."):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InvalidInputError(
+            f"cannot write to output folder {out} ({reason}); pass --out/out_dir a writable folder or fix its "
+            "permissions"
+        ) from None
+
+
+def source_sha256() -> str:
+    """sha256 of the models/ and export/ sources: code changes there invalidate cached artifacts."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted([*root.joinpath("models").rglob("*.py"), *root.joinpath("export").rglob("*.py")]):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _backend(target: str) -> Any:
+    from .targets import get_target  # the targets package imports no runtime until a backend is used
+
+    return get_target(target)
+
+
+def _quantize_package() -> Any:
+    if importlib.util.find_spec(f"{__package__}.quantize") is None:
+        raise InvalidInputError(
+            "int8 export is not available yet (effvit_deploy.export.quantize is missing); use --precision fp32 or fp16"
+        )
+    return importlib.import_module(f"{__package__}.quantize")
+
+
+def _build(request: Request) -> nn.Module:
+    if isinstance(request.model, str):
+        return seeded_model(request.model, request.checkpoint)
+    module = request.model.eval()
+    if request.checkpoint is not None:
+        load_into(module, read_state_dict(request.checkpoint), request.name, request.checkpoint)
+    return module
+
+
+def _deploy_form(model: nn.Module, request: Request) -> tuple[nn.Module, dict]:
+    try:
+        from .deploy import to_deploy_form
+    except ImportError as exc:
+        raise InvalidInputError(
+            f"the deploy form is not available in this version ({exc}); pass --no-optimize (optimize=False)"
+        ) from None
+    module, info = to_deploy_form(model, request.resolution, precision=request.precision)
+    return module.eval(), info
+
+
+def _calibration(request: Request) -> list[np.ndarray] | None:
+    """Calibration images for int8 (the held-out split is the quantizer's own business)."""
+    if request.precision != "int8":
+        return None
+    calib, _heldout = _quantize_package().calibration_images(request.calib, request.calib_count, request.resolution)
+    return list(calib)
+
+
+def _arrays_sha256(arrays: list[np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def _options(request: Request) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "target": request.target,
+        "precision": request.precision,
+        "resolution": models.format_resolution(request.resolution),
+        "optimize": request.optimize,
+        "nhwc": request.nhwc,
+    }
+    if request.precision == "int8":
+        options.update(
+            calib=str(request.calib) if request.calib else None,
+            calib_count=request.calib_count,
+            int8_attention=request.int8_attention,
+        )
+    return options
+
+
+def _input_spec(request: Request) -> dict[str, Any]:
+    height, width = request.resolution
+    shape = [1, height, width, 3] if request.nhwc else [1, 3, height, width]
+    return {
+        "layout": "NHWC" if request.nhwc else "NCHW",
+        "shape": shape,
+        "dtype": "float32",
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+    }
+
+
+def _cached_entry(folder: Path, artifact: str, key: str) -> dict[str, Any] | None:
+    """The manifest entry if the artifact on disk is exactly the one it describes and `key` matches, else None."""
+    path = folder / artifact
+    entry = mf.read_entry(folder, artifact)
+    if not path.is_file():
+        return None
+    if entry is None:
+        log.info("artifact %s has no manifest entry: re-exporting", path)
+        return None
+    if sha256_file(path) != entry.get("sha256"):
+        log.warning("artifact %s is corrupt (sha256 mismatch): re-exporting", path)
+        return None
+    if entry.get("cache_key") != key:
+        log.info("artifact %s was made from other inputs (model, weights, options or tools): re-exporting", path)
+        return None
+    return entry
