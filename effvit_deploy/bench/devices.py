@@ -1,0 +1,399 @@
+"""Devices the bench runs on, behind one interface: this machine (`local`) and phones over adb (`adb:SERIAL`).
+
+    dev = open_device("adb:192.168.1.20:5555")     # or "local", "adb:R58M123"
+    facts = dev.facts()                            # model, SoC, Android, ABI, CPU clusters, governor
+    path = dev.prepare(Path("export/.../tflite-fp32.tflite"), sha256, "efficientvit-b0-224x224-tflite-fp32.tflite")
+    out = dev.run_python_runner(path, "tflite", threads=4, runs=50, warmup=10, mask="f0")
+
+Every measurement is a separate process: `python3 python_runner.py ...` (the runner file is pushed to phones once, by
+hash) or a native binary from `--runner-dir` (pushed once to /data/local/tmp/effvit/bin). Artifacts go to
+/data/local/tmp/effvit/models/<sha256 prefix>-<name>, pushed only when the device copy's sha256 differs. Device
+commands are argument lists; `AdbDevice.shell` quotes every argument, so file names with spaces, quotes or `;` reach
+the device as data. Runs are pinned with `taskset MASK` (on this machine: `taskset` when installed, else
+`os.sched_setaffinity` in the child before exec).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from . import python_runner
+from .adb import AdbDevice, DeviceTimeout
+from .device_facts import LocalShell, big_core_mask, mask_cpus, read_cur_freqs, read_device_facts, read_thermal
+from .native import NativeRunner, wrap
+
+log = logging.getLogger(__name__)
+
+DEVICE_ROOT = "/data/local/tmp/effvit"
+PYTHON_RUNNER_FILE = Path(python_runner.__file__)
+# One python3 call answers which runtimes are installed (find_spec: no heavy import such as torch for ExecuTorch).
+_RUNTIME_CHECK = (
+    "import importlib.util as u, json, platform\n"
+    "def has(names):\n"
+    "    for n in names:\n"
+    "        try:\n"
+    "            if u.find_spec(n) is not None: return True\n"
+    "        except Exception: pass\n"
+    "    return False\n"
+    "mods = {mods!r}\n"
+    "print(json.dumps({{'python': platform.python_version(), 'runtimes': {{t: has(m) for t, m in mods.items()}}}}))\n"
+)
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """What one runner process did."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float  # wall time of the process as seen by the harness
+
+
+@dataclass(frozen=True)
+class PythonInfo:
+    """The device's Python: its version and which runtimes it can import (target -> bool); None: no python."""
+
+    version: str | None
+    runtimes: dict[str, bool]
+
+
+class Device(ABC):
+    """A place to run measurements. One worker thread uses one Device; it is not shared between threads."""
+
+    kind: str
+    spec: str  # as the user wrote it
+    serial: str  # identifies the device in records ("local" or the adb serial)
+
+    def __init__(self) -> None:
+        self._facts: dict[str, Any] | None = None
+        self._python: PythonInfo | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r})"
+
+    # --- lifecycle and facts ------------------------------------------------------------------------------------
+    @abstractmethod
+    def open(self) -> None:
+        """Check the device is reachable and usable (raises DeviceError / MissingDependencyError with one line)."""
+
+    def reconnect(self) -> None:
+        """Try to get the device back after a disconnect (raises DeviceError when it stays away)."""
+        return None  # nothing to reconnect for this machine
+
+    @abstractmethod
+    def _shell(self) -> Any:
+        """Object with `shell(args, timeout=...)` for the device_facts readers."""
+
+    def facts(self) -> dict[str, Any]:
+        """Model, SoC, Android version, ABI, CPU clusters, governor (read once, then cached)."""
+        if self._facts is None:
+            facts = read_device_facts(self._shell())
+            facts.update(kind=self.kind, spec=self.spec, serial=self.serial)
+            self._facts = self._adjust_facts(facts)
+        return self._facts
+
+    def _adjust_facts(self, facts: dict[str, Any]) -> dict[str, Any]:
+        return facts
+
+    def cpus(self) -> list[int]:
+        """CPUs a measurement may use."""
+        facts = self.facts()
+        return list(facts.get("allowed_cpus") or [c for cl in facts["clusters"] for c in cl["cpus"]])
+
+    def thermal(self) -> dict[str, float]:
+        """Thermal zone temperatures in °C now ({} when the device exposes none)."""
+        return read_thermal(self._shell())
+
+    def freqs(self) -> dict[str, int]:
+        """Current CPU clocks in kHz now, keyed by CPU number as a string ({} without cpufreq)."""
+        return {str(cpu): khz for cpu, khz in read_cur_freqs(self._shell()).items()}
+
+    # --- runners ------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def python_command(self) -> list[str]:
+        """How to start the device's Python (e.g. ["python3"])."""
+
+    def python_info(self) -> PythonInfo:
+        """Python version and which runtimes are importable there (checked once)."""
+        if self._python is None:
+            code = _RUNTIME_CHECK.format(mods={t: list(m) for t, m in python_runner._IMPORTS.items()})
+            try:
+                out = self.run([*self.python_command(), "-c", code], timeout=120)
+            except DeviceTimeout:
+                out = RunOutput(124, "", "timed out", 0.0)
+            info = _parse_python_info(out)
+            self._python = info
+        return self._python
+
+    @abstractmethod
+    def prepare(self, artifact: Path, sha256: str, name: str) -> str:
+        """Make the artifact available on the device; returns its path there."""
+
+    @abstractmethod
+    def prepare_python_runner(self) -> str:
+        """Path of the runner script on the device."""
+
+    @abstractmethod
+    def prepare_native(self, binary: Path, libraries: list[Path]) -> tuple[str, str | None]:
+        """Make a native binary (and its shared libraries) runnable; returns (binary path, library dir or None)."""
+
+    @abstractmethod
+    def run(self, argv: list[str], *, timeout: float, mask: str | None = None) -> RunOutput:
+        """Run one process pinned to `mask` (hex, None: not pinned) and wait for it."""
+
+    def run_python_runner(self, artifact_path: str, target: str, *, threads: int, runs: int, warmup: int,
+                          mask: str | None, timeout: float) -> RunOutput:
+        """One measurement with the Python runner (a fresh process)."""
+        argv = [*self.python_command(), self.prepare_python_runner(), "--artifact", artifact_path,
+                "--runtime", target, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup)]
+        return self.run(argv, timeout=timeout, mask=mask)
+
+    def run_native(self, runner: NativeRunner, binary_path: str, artifact_path: str, *, threads: int, runs: int,
+                   warmup: int, mask: str | None, library_dir: str | None, timeout: float) -> RunOutput:
+        """One measurement with a native binary."""
+        argv = runner.command(binary_path, artifact_path, threads=threads, runs=runs, warmup=warmup)
+        if library_dir is not None:
+            argv = wrap(argv, mask=None, library_dir=library_dir)
+        return self.run(argv, timeout=timeout, mask=mask)
+
+    # --- affinity -----------------------------------------------------------------------------------------------
+    def mask_for(self, cores: str, threads: int) -> tuple[str | None, str]:
+        """(hex mask, how it was chosen) for `--cores` big|all|MASK and a thread count; see `choose_mask`."""
+        return choose_mask(self.facts(), self.cpus(), cores, threads, device=self.spec)
+
+
+def choose_mask(facts: dict[str, Any], cpus: list[int], cores: str, threads: int, *,
+                device: str = "device") -> tuple[str, str]:
+    """The affinity mask for one measurement and a note on how it was chosen (recorded with the result).
+
+    big: the `threads` fastest CPUs by cpuinfo_max_freq (prime core first); without cpufreq every allowed CPU.
+    all: every allowed CPU. A hex mask: used as given, but it must select at least one allowed CPU.
+
+    Raises:
+        InvalidInputError: a user mask that selects none of the device's CPUs.
+    """
+    if not cpus:
+        raise InvalidInputError(f"{device}: no CPUs found, cannot pin the runner")
+    all_mask = format(sum(1 << c for c in cpus), "x")
+    if cores == "all":
+        return all_mask, "all CPUs"
+    if cores == "big":
+        clusters = [{"cpus": [c for c in cl["cpus"] if c in cpus], "max_khz": cl.get("max_khz")}
+                    for cl in facts.get("clusters", [])]
+        clusters = [cl for cl in clusters if cl["cpus"]]
+        if clusters and any(cl["max_khz"] for cl in clusters):
+            return big_core_mask(clusters, threads), "big cores (by cpuinfo_max_freq)"
+        return all_mask, "all allowed CPUs (no cpufreq: core speeds unknown)"
+    chosen = mask_cpus(cores)
+    if not set(chosen) & set(cpus):
+        raise InvalidInputError(f"--cores {cores} selects CPUs {chosen} but {device} has CPUs {cpus}; "
+                                "give a mask of existing CPUs, or use big / all")
+    return format(int(cores, 16), "x"), "user mask"
+
+
+def _parse_python_info(out: RunOutput) -> PythonInfo:
+    import json
+
+    if out.returncode == 0:
+        for line in reversed(out.stdout.splitlines()):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and "runtimes" in data:
+                return PythonInfo(str(data.get("python")), {k: bool(v) for k, v in data["runtimes"].items()})
+    return PythonInfo(None, dict.fromkeys(python_runner.RUNTIMES, False))
+
+
+# --- this machine --------------------------------------------------------------------------------------------------
+
+
+class LocalDevice(Device):
+    """This machine: the Python running the harness, artifacts used in place, runs pinned with taskset/affinity."""
+
+    kind = "local"
+
+    def __init__(self, spec: str = "local") -> None:
+        super().__init__()
+        self.spec = spec
+        self.serial = "local"
+        self._shell_obj = LocalShell()
+        self._taskset = shutil.which("taskset")
+
+    def open(self) -> None:
+        pass
+
+    def _shell(self) -> LocalShell:
+        return self._shell_obj
+
+    def _adjust_facts(self, facts: dict[str, Any]) -> dict[str, Any]:
+        # A container or cgroup may allow only some of the CPUs the kernel lists: never pin outside them.
+        allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        if allowed:
+            facts["allowed_cpus"] = allowed
+        facts["cpufreq"] = any(cl.get("max_khz") for cl in facts.get("clusters", []))
+        facts.setdefault("python", sys.version.split()[0])
+        return facts
+
+    def python_command(self) -> list[str]:
+        return [sys.executable]
+
+    def prepare(self, artifact: Path, sha256: str, name: str) -> str:
+        return str(Path(artifact).resolve())
+
+    def prepare_python_runner(self) -> str:
+        return str(PYTHON_RUNNER_FILE)
+
+    def prepare_native(self, binary: Path, libraries: list[Path]) -> tuple[str, str | None]:
+        return str(Path(binary).resolve()), (str(Path(binary).resolve().parent) if libraries else None)
+
+    def run(self, argv: list[str], *, timeout: float, mask: str | None = None) -> RunOutput:
+        preexec = None
+        if mask is not None:
+            if self._taskset is not None:
+                argv = [self._taskset, mask, *argv]
+            elif hasattr(os, "sched_setaffinity"):
+                cpus = set(mask_cpus(mask))
+                preexec = lambda: os.sched_setaffinity(0, cpus)  # noqa: E731 - runs in the child before exec
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=timeout,
+                                  preexec_fn=preexec)
+        except subprocess.TimeoutExpired as exc:
+            raise DeviceTimeout(f"`{_short(argv)}` timed out after {timeout:g}s on this machine") from exc
+        except FileNotFoundError:
+            return RunOutput(127, "", f"{argv[0]}: not found", time.perf_counter() - start)
+        return RunOutput(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"),
+                         time.perf_counter() - start)
+
+
+# --- phones over adb -----------------------------------------------------------------------------------------------
+
+
+class AdbPhone(Device):
+    """A phone reached through the real adb client (USB serial, or HOST:PORT connected on demand)."""
+
+    kind = "adb"
+
+    def __init__(self, serial: str, spec: str | None = None) -> None:
+        super().__init__()
+        self.serial = serial
+        self.spec = spec or f"adb:{serial}"
+        self._adb: AdbDevice | None = None
+        self._ready: set[str] = set()  # device paths known to hold the right file in this session
+        self._made_dirs = False
+
+    @property
+    def adb(self) -> AdbDevice:
+        if self._adb is None:
+            self.open()
+        assert self._adb is not None
+        return self._adb
+
+    def open(self) -> None:
+        if self._adb is None:
+            self._adb = AdbDevice.connect(self.serial)
+
+    def reconnect(self) -> None:
+        self._ready.clear()  # the device may have been wiped or replaced while away
+        self._made_dirs = False
+        self.adb.ensure_ready(settle=10.0)
+
+    def _shell(self) -> AdbDevice:
+        return self.adb
+
+    def python_command(self) -> list[str]:
+        return ["python3"]
+
+    def _mkdirs(self) -> None:
+        if not self._made_dirs:
+            self.adb.shell(["mkdir", "-p", f"{DEVICE_ROOT}/models", f"{DEVICE_ROOT}/bin"], check=True)
+            self._made_dirs = True
+
+    def _push(self, local: Path, remote: str, *, mode: str | None = None) -> str:
+        if remote not in self._ready:
+            self._mkdirs()
+            pushed = self.adb.push_if_changed(local, remote)
+            if mode is not None and pushed:
+                self.adb.shell(["chmod", mode, remote], check=True)
+            log.info("%s: %s %s", self.spec, "pushed" if pushed else "already has", remote)
+            self._ready.add(remote)
+        return remote
+
+    def prepare(self, artifact: Path, sha256: str, name: str) -> str:
+        return self._push(Path(artifact), f"{DEVICE_ROOT}/models/{sha256[:16]}-{name}")
+
+    def prepare_python_runner(self) -> str:
+        return self._push(PYTHON_RUNNER_FILE, f"{DEVICE_ROOT}/python_runner.py")
+
+    def prepare_native(self, binary: Path, libraries: list[Path]) -> tuple[str, str | None]:
+        for lib in libraries:
+            self._push(lib, f"{DEVICE_ROOT}/bin/{lib.name}")
+        path = self._push(Path(binary), f"{DEVICE_ROOT}/bin/{Path(binary).name}", mode="755")
+        return path, (f"{DEVICE_ROOT}/bin" if libraries else None)
+
+    def run(self, argv: list[str], *, timeout: float, mask: str | None = None) -> RunOutput:
+        if mask is not None:
+            argv = ["taskset", mask, *argv]
+        start = time.perf_counter()
+        rc, out, err = self.adb.shell(argv, timeout=timeout)
+        return RunOutput(rc, str(out), str(err), time.perf_counter() - start)
+
+    def native_installed(self, binaries: list[str]) -> dict[str, bool]:
+        """Which native runners already sit in /data/local/tmp/effvit/bin (one shell call)."""
+        script = "; ".join(f"test -x {DEVICE_ROOT}/bin/{b} && echo {b}" for b in binaries) + "; true"
+        rc, out, _ = self.adb.shell(["sh", "-c", script])
+        present = set(str(out).split())
+        return {b: b in present for b in binaries}
+
+
+# --- specs ---------------------------------------------------------------------------------------------------------
+
+
+def parse_device_spec(spec: str) -> Device:
+    """`local`, `adb:SERIAL` or `adb:HOST:PORT` -> a Device (not yet opened).
+
+    Raises:
+        InvalidInputError: anything else.
+    """
+    if spec == "local":
+        return LocalDevice()
+    if spec.startswith("adb:") and spec[4:].strip():
+        return AdbPhone(spec[4:], spec)
+    raise InvalidInputError(f"unknown device {spec!r}: use local, adb:SERIAL or adb:HOST:PORT "
+                            "(`effvit-bench devices` lists the adb serials)")
+
+
+def open_devices(specs: list[str]) -> list[Device]:
+    """Parse and open every device; fails on the first one that is unknown, offline or unauthorized.
+
+    Raises:
+        InvalidInputError: a bad or repeated spec. DeviceError / MissingDependencyError: a device is not usable.
+    """
+    if not specs:
+        raise InvalidInputError("no device given: pass --device local or --device adb:SERIAL")
+    devices = [parse_device_spec(s) for s in specs]
+    seen: set[tuple[str, str]] = set()
+    for dev in devices:
+        if (dev.kind, dev.serial) in seen:
+            raise InvalidInputError(f"device {dev.spec} given twice; each device runs one worker")
+        seen.add((dev.kind, dev.serial))
+    for dev in devices:
+        dev.open()
+    return devices
+
+
+def _short(argv: list[str], limit: int = 80) -> str:
+    text = " ".join(argv)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

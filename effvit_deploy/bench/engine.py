@@ -1,0 +1,508 @@
+"""Run a sweep: export what is missing, then measure every configuration on every device.
+
+    plan = plan_sweep(devices, spec, options)               # runners + masks per device; fails fast on bad input
+    artifacts = export_artifacts(spec.configurations, export_dir)
+    summary = run_sweep(plan, artifacts, ResultStore(path), progress=print)
+
+Method, per device (one worker thread each; devices run in parallel):
+- configurations in the sweep's interleaved order (see sweep.py); a configuration whose record key already has a
+  successful record in the store is skipped (resume) unless `rerun`;
+- before each measurement: cool-down (`cooldown_s`, not before the first), then temperatures and clocks; the runner
+  process (warm-up + timed runs); temperatures and clocks again; `throttled` from `stats.detect_throttle`;
+- one record per measurement, appended and fsync'd at once (`store.py`); a failed run (non-zero exit, unparsable
+  output, timeout, failed export) is a record with `error` and the stderr tail, and the sweep goes on.
+Exports happen before any measurement, so converting models never competes with a measurement on this machine.
+
+A device that disconnects gets an error record for the configuration in flight, then one reconnection attempt; if
+it stays away, or a device operation fails for a reason a retry cannot fix (storage full), that device's worker
+stops and `SweepSummary.device_errors` says why (the CLI prints it and exits 2). Records written so far are kept,
+and a re-run resumes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import DeviceError, EffvitError, InvalidInputError, MissingFileError
+from ..fileio import sha256_file
+from .adb import DeviceDisconnected, DeviceTimeout
+from .devices import Device, RunOutput
+from .native import NativeRunner, find_binary, native_runner, shared_libraries
+from .parsers import ParsedRun, RunnerOutputError, parse_python_runner
+from .python_runner import EXIT_MISSING_RUNTIME, RUNNER_NAMES
+from .records import BenchRecord, record_key
+from .stats import detect_throttle
+from .store import ResultStore
+from .sweep import Configuration, SweepSpec
+
+log = logging.getLogger(__name__)
+
+RUNNER_MODES = ("auto", "python", "native")
+STDERR_TAIL_CHARS = 2000
+DEFAULT_TIMEOUT_S = 3600.0
+# Manifest fields copied into every record (the report needs params/MACs/size; the rest traces the artifact).
+MANIFEST_FIELDS = ("artifact", "params", "macs", "size_bytes", "optimize", "nhwc", "optimizations", "parity",
+                   "export_seconds", "cache_key", "created_at", "checkpoint_sha256", "versions")
+
+
+# --- artifacts -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An exported model file as the bench sees it: path, hash and the manifest fields it records."""
+
+    path: Path
+    sha256: str
+    manifest: dict[str, Any]
+
+    def device_name(self, config: Configuration) -> str:
+        """File name on the device (after the sha256 prefix): readable, unique per artifact."""
+        return f"{config.model}-{config.resolution_text}-{self.path.name}"
+
+
+@dataclass(frozen=True)
+class ExportFailure:
+    """Why an artifact could not be produced (every configuration using it gets an error record)."""
+
+    error: str
+
+
+ArtifactMap = dict[tuple[Any, ...], "Artifact | ExportFailure"]
+Exporter = Callable[[Configuration, Path], dict[str, Any]]
+Checker = Callable[[Configuration, Path], None]
+
+
+def library_exporter(config: Configuration, export_dir: Path) -> dict[str, Any]:
+    """Export through `effvit_deploy.export.export` (cached there: an identical artifact is not converted again)."""
+    from ..export import export  # imported lazily: it pulls in torch and the converters
+
+    return export(config.model, config.target, config.resolution, config.precision, export_dir,
+                  optimize=config.optimize, nhwc=config.nhwc)
+
+
+def library_checker(config: Configuration, export_dir: Path) -> None:
+    """Validate an export request without converting (unknown model, missing runtime package, unwritable folder)."""
+    from ..export import check_request
+
+    check_request(config.model, config.target, config.resolution, config.precision, export_dir,
+                  optimize=config.optimize, nhwc=config.nhwc)
+
+
+def artifact_from_manifest(entry: dict[str, Any], folder: Path | None = None) -> Artifact:
+    """An Artifact from an export manifest entry (`path` when present, else `folder/artifact`); sha256 checked.
+
+    Raises:
+        MissingFileError: the artifact file is missing. InvalidInputError: its sha256 differs from the manifest's.
+    """
+    path = Path(entry["path"]) if entry.get("path") else Path(folder or ".") / entry["artifact"]
+    if not path.is_file():
+        raise MissingFileError(f"artifact {path} named by the manifest does not exist; re-export it")
+    digest = sha256_file(path)
+    if entry.get("sha256") and entry["sha256"] != digest:
+        raise InvalidInputError(f"artifact {path} does not match its manifest sha256; re-export it (--force)")
+    return Artifact(path, digest, {k: entry[k] for k in MANIFEST_FIELDS if k in entry})
+
+
+def export_artifacts(configs: Sequence[Configuration], export_dir: Path, *, exporter: Exporter | None = None,
+                     checker: Checker | None = None,
+                     progress: Callable[[ProgressEvent], None] | None = None) -> tuple[ArtifactMap, float]:
+    """Export every distinct artifact the configurations need (one call per artifact, cached by the exporter).
+
+    Every request is checked first (`checker`), so bad input fails before the first conversion. Then a conversion
+    or verification failure becomes an `ExportFailure` (recorded for each configuration using it) and the sweep
+    goes on.
+
+    Returns:
+        ({artifact_key: Artifact | ExportFailure}, seconds spent exporting).
+    Raises:
+        EffvitError: bad input found by the checker (unknown model, runtime package missing, unwritable folder).
+    """
+    if exporter is None:
+        exporter, checker = library_exporter, checker or library_checker
+    first: dict[tuple[Any, ...], Configuration] = {}
+    for c in configs:
+        first.setdefault(c.artifact_key, c)
+    if checker is not None:
+        for config in first.values():
+            checker(config, export_dir)
+    out: ArtifactMap = {}
+    started = time.perf_counter()
+    for i, (key, config) in enumerate(first.items()):
+        label = config.label.rsplit(" t", 1)[0]
+        if progress is not None:
+            progress(ProgressEvent("export", None, label, i, len(first)))
+        try:
+            out[key] = artifact_from_manifest(exporter(config, export_dir))
+        except Exception as exc:  # noqa: BLE001 - a converter/verification failure is recorded, the sweep goes on
+            log.warning("export of %s failed: %s", label, exc)
+            out[key] = ExportFailure(f"export failed: {type(exc).__name__}: {_one_line(str(exc))}")
+    if progress is not None:
+        progress(ProgressEvent("export", None, "done", len(first), len(first)))
+    return out, time.perf_counter() - started
+
+
+# --- planning ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to measure (the sweep's runs/warmup/cooldown/cores plus runner choice)."""
+
+    runs: int
+    warmup: int
+    cooldown_s: float = 0.0
+    cores: str = "big"
+    runner: str = "auto"  # auto | python | native
+    runner_dir: Path | None = None
+    rerun: bool = False
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    @classmethod
+    def from_sweep(cls, spec: SweepSpec, **kwargs: Any) -> RunOptions:
+        return cls(runs=spec.runs, warmup=spec.warmup, cooldown_s=spec.cooldown_s, cores=spec.cores, **kwargs)
+
+
+@dataclass(frozen=True)
+class RunnerChoice:
+    """The runner a device uses for one target."""
+
+    kind: str  # record name: "python-litert", "native-benchmark_model", ...
+    native: NativeRunner | None = None
+    binary: Path | None = None  # local path of the native binary
+
+
+@dataclass
+class DevicePlan:
+    """One device's worker plan: facts, runner per target, mask per thread count, configurations in order."""
+
+    device: Device
+    facts: dict[str, Any]
+    runners: dict[str, RunnerChoice]
+    masks: dict[int, tuple[str | None, str]]
+    configs: list[Configuration]
+
+
+def choose_runner(device: Device, target: str, mode: str, runner_dir: Path | None) -> RunnerChoice:
+    """Python runner where the device's Python has the runtime (auto/python), else the native binary (auto/native).
+
+    Raises:
+        DeviceError: no usable runner; the message names the runtime package and the binary expected.
+        MissingFileError: --runner native and the binary is not in --runner-dir.
+    """
+    if mode not in RUNNER_MODES:
+        raise InvalidInputError(f"unknown runner {mode!r}; choose one of {', '.join(RUNNER_MODES)}")
+    native = native_runner(target)
+    if mode in ("auto", "python"):
+        info = device.python_info()
+        if info.runtimes.get(target):
+            return RunnerChoice(RUNNER_NAMES[target])
+        if mode == "python":
+            what = f"python3 there cannot import the {target} runtime" if info.version else "it has no python3"
+            raise DeviceError(f"--runner python on {device.spec}: {what} ({_RUNTIME_PACKAGES[target]}); "
+                              f"install it there or use --runner native --runner-dir DIR with {native.binary}")
+    if mode == "auto" and (runner_dir is None or not (Path(runner_dir) / native.binary).is_file()):
+        info = device.python_info()
+        python = (f"python3 there cannot import {_RUNTIME_PACKAGES[target]}" if info.version
+                  else "it has no python3")
+        expected = (f"--runner-dir has no {native.binary} (expected {Path(runner_dir) / native.binary})"
+                    if runner_dir is not None else f"no --runner-dir with {native.binary} was given")
+        raise DeviceError(f"no runner for {target} on {device.spec}: {python}, and {expected}")
+    return RunnerChoice(native.kind, native, find_binary(runner_dir, target))
+
+
+_RUNTIME_PACKAGES = {"tflite": "ai-edge-litert", "onnx": "onnxruntime", "executorch": "executorch"}
+
+
+def plan_device(device: Device, spec: SweepSpec, options: RunOptions) -> DevicePlan:
+    """Facts, runners and masks for one device; raises bad-input errors before anything is measured."""
+    facts = device.facts()
+    targets = list(dict.fromkeys(c.target for c in spec.configurations))
+    runners = {t: choose_runner(device, t, options.runner, options.runner_dir) for t in targets}
+    threads = sorted({c.threads for c in spec.configurations})
+    masks = {n: device.mask_for(options.cores, n) for n in threads}
+    return DevicePlan(device, facts, runners, masks, list(spec.configurations))
+
+
+def plan_sweep(devices: Sequence[Device], spec: SweepSpec, options: RunOptions) -> list[DevicePlan]:
+    """Plan every device (in parallel: each may cost a few adb round trips). Raises the first device's error."""
+    if not spec.configurations:
+        raise InvalidInputError(f"sweep {spec.name} has no configurations")
+    results: list[DevicePlan | BaseException | None] = [None] * len(devices)
+
+    def work(i: int) -> None:
+        try:
+            results[i] = plan_device(devices[i], spec, options)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            results[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(devices))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return [r for r in results if isinstance(r, DevicePlan)]
+
+
+# --- progress ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What the engine is doing. kind: export | start | done | skip | device-error | device-done."""
+
+    kind: str
+    device: str | None  # device spec; None for exports
+    label: str  # configuration label or a message
+    index: int  # configurations finished (or skipped) on this device before this event
+    total: int
+    record: BenchRecord | None = None
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+# --- running -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did."""
+
+    measured: int = 0
+    failed: int = 0
+    skipped: int = 0
+    records: list[BenchRecord] = field(default_factory=list)
+    device_errors: dict[str, str] = field(default_factory=dict)  # device spec -> why its worker stopped
+    seconds: float = 0.0
+
+
+class _Stop(Exception):
+    """Internal: the device cannot go on (disconnected for good, storage full)."""
+
+
+def run_sweep(plans: Sequence[DevicePlan], artifacts: ArtifactMap, store: ResultStore, options: RunOptions, *,
+              progress: Progress | None = None, stop: threading.Event | None = None) -> SweepSummary:
+    """Measure every planned configuration on every device, one worker thread per device, all in parallel.
+
+    Returns when every worker has finished (or `stop` was set and the running measurements ended).
+    """
+    summary = SweepSummary()
+    lock = threading.Lock()
+    stop = stop or threading.Event()
+    done = store.done_keys() if not options.rerun else set()
+    started = time.perf_counter()
+    workers = [threading.Thread(target=_Worker(plan, artifacts, store, options, done, summary, lock, progress,
+                                               stop).run, name=f"bench-{plan.device.spec}", daemon=True)
+               for plan in plans]
+    for w in workers:
+        w.start()
+    try:
+        for w in workers:
+            while w.is_alive():
+                w.join(0.2)  # short joins keep Ctrl-C responsive in the main thread
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+class _Worker:
+    """Runs one device's configurations in order."""
+
+    def __init__(self, plan: DevicePlan, artifacts: ArtifactMap, store: ResultStore, options: RunOptions,
+                 done: set[str], summary: SweepSummary, lock: threading.Lock, progress: Progress | None,
+                 stop: threading.Event) -> None:
+        self.plan, self.artifacts, self.store, self.options = plan, artifacts, store, options
+        self.done, self.summary, self.lock, self.stop = done, summary, lock, stop
+        self.progress = progress or (lambda _e: None)
+        self.device = plan.device
+
+    def run(self) -> None:
+        total = len(self.plan.configs)
+        measured_before = False
+        try:
+            for i, config in enumerate(self.plan.configs):
+                if self.stop.is_set():
+                    break
+                key = self._key(config)
+                if key is not None and key in self.done:
+                    with self.lock:
+                        self.summary.skipped += 1
+                    self.progress(ProgressEvent("skip", self.device.spec, config.label, i, total))
+                    continue
+                if measured_before and self.options.cooldown_s > 0 and self.stop.wait(self.options.cooldown_s):
+                    break
+                self.progress(ProgressEvent("start", self.device.spec, config.label, i, total))
+                record = self._measure(config)
+                measured_before = True
+                self._keep(record)
+                self.progress(ProgressEvent("done", self.device.spec, config.label, i + 1, total, record))
+                if record.extra.get("fatal"):
+                    raise _Stop(record.error or "device error")
+        except _Stop as exc:
+            with self.lock:
+                self.summary.device_errors[self.device.spec] = str(exc)
+            self.progress(ProgressEvent("device-error", self.device.spec, str(exc), 0, total))
+        except Exception as exc:  # noqa: BLE001 - a bug or an unexpected device failure must not kill other workers
+            log.exception("worker for %s failed", self.device.spec)
+            with self.lock:
+                self.summary.device_errors[self.device.spec] = f"{type(exc).__name__}: {_one_line(str(exc))}"
+            self.progress(ProgressEvent("device-error", self.device.spec, str(exc), 0, total))
+        self.progress(ProgressEvent("device-done", self.device.spec, "", total, total))
+
+    # --- one configuration --------------------------------------------------------------------------------------
+    def _key(self, config: Configuration) -> str | None:
+        artifact = self.artifacts.get(config.artifact_key)
+        if not isinstance(artifact, Artifact):
+            return None
+        mask, _ = self.plan.masks[config.threads]
+        return record_key(device_serial=self.device.serial, device_model=_model(self.plan.facts),
+                          artifact_sha256=artifact.sha256, model=config.model, resolution=config.resolution_text,
+                          target=config.target, precision=config.precision, threads=config.threads, mask=mask,
+                          runner=self.plan.runners[config.target].kind, runs=self.options.runs,
+                          warmup=self.options.warmup)
+
+    def _base_record(self, config: Configuration, artifact: Artifact | ExportFailure | None) -> BenchRecord:
+        mask, basis = self.plan.masks[config.threads]
+        choice = self.plan.runners[config.target]
+        is_artifact = isinstance(artifact, Artifact)
+        extra: dict[str, Any] = {"mask_basis": basis, "optimize": config.optimize, "nhwc": config.nhwc}
+        if choice.native is not None:
+            extra["runner_warmup"] = choice.native.effective_warmup(self.options.warmup)
+        return BenchRecord(
+            device_serial=self.device.serial, device=self.plan.facts, model=config.model,
+            resolution=config.resolution_text, target=config.target, precision=config.precision,
+            artifact_sha256=artifact.sha256 if is_artifact else "", runner=choice.kind, threads=config.threads,
+            runs=self.options.runs, warmup=self.options.warmup, mask=mask,
+            manifest=dict(artifact.manifest) if is_artifact else {},
+            versions={"effvit_deploy": __version__}, extra=extra)
+
+    def _measure(self, config: Configuration) -> BenchRecord:
+        artifact = self.artifacts.get(config.artifact_key)
+        rec = self._base_record(config, artifact)
+        rec.started_at = _now()
+        if not isinstance(artifact, Artifact):
+            rec.error = artifact.error if isinstance(artifact, ExportFailure) else "no artifact was exported"
+            rec.finished_at = _now()
+            return rec
+        try:
+            self._measure_into(rec, config, artifact)
+        except DeviceDisconnected as exc:
+            rec.error = _one_line(str(exc))
+            rec.extra["disconnected"] = True
+            try:
+                self.device.reconnect()
+            except EffvitError as again:
+                rec.extra["fatal"] = True
+                rec.error = f"{rec.error} (reconnect failed: {_one_line(str(again))})"
+        except DeviceTimeout as exc:
+            rec.error = _one_line(str(exc))
+        except DeviceError as exc:  # storage full, device went into a bad state: retrying here will not help
+            rec.error = _one_line(str(exc))
+            rec.extra["fatal"] = True
+        except EffvitError as exc:
+            rec.error = _one_line(str(exc))
+        rec.finished_at = _now()
+        return rec
+
+    def _measure_into(self, rec: BenchRecord, config: Configuration, artifact: Artifact) -> None:
+        dev, opts = self.device, self.options
+        choice = self.plan.runners[config.target]
+        device_path = dev.prepare(artifact.path, artifact.sha256, artifact.device_name(config))
+        if choice.native is not None:
+            assert choice.binary is not None
+            binary, libdir = dev.prepare_native(choice.binary, shared_libraries(opts.runner_dir))
+            rec.versions[choice.native.binary] = "sha256:" + sha256_file(choice.binary)[:16]
+        else:
+            dev.prepare_python_runner()
+        rec.thermal_before, rec.freqs_before = dev.thermal(), dev.freqs()
+        if choice.native is not None:
+            out = dev.run_native(choice.native, binary, device_path, threads=config.threads, runs=opts.runs,
+                                 warmup=opts.warmup, mask=rec.mask, library_dir=libdir, timeout=opts.timeout_s)
+        else:
+            out = dev.run_python_runner(device_path, config.target, threads=config.threads, runs=opts.runs,
+                                        warmup=opts.warmup, mask=rec.mask, timeout=opts.timeout_s)
+        rec.thermal_after, rec.freqs_after = dev.thermal(), dev.freqs()
+        rec.throttled = detect_throttle(rec.freqs_before, rec.freqs_after, rec.thermal_before, rec.thermal_after)
+        rec.extra["process_s"] = round(out.seconds, 4)
+        _fill_result(rec, choice, out, opts.warmup)
+
+    def _keep(self, record: BenchRecord) -> None:
+        self.store.append(record)
+        with self.lock:
+            self.summary.records.append(record)
+            if record.ok:
+                self.summary.measured += 1
+            else:
+                self.summary.failed += 1
+
+
+def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup: int) -> None:
+    """Parse a runner's output into the record, or turn the failure into the record's error."""
+    if out.returncode != 0:
+        what = "python runner" if choice.native is None else choice.native.binary
+        hint = " (runtime not installed there)" if choice.native is None and out.returncode == EXIT_MISSING_RUNTIME \
+            else ""
+        last = _last_line(out.stderr) or _last_line(out.stdout) or "no output"
+        rec.error = f"{what} exited with {out.returncode}{hint}: {last}"
+        rec.stderr_tail = _tail(out.stderr) or _tail(out.stdout)
+        return
+    try:
+        parsed: ParsedRun = (parse_python_runner(out.stdout) if choice.native is None
+                             else choice.native.parse(out.stdout, out.stderr, warmup=warmup))
+    except RunnerOutputError as exc:
+        rec.error = _one_line(str(exc))
+        rec.stderr_tail = _tail(out.stderr)
+        rec.extra["stdout_tail"] = _tail(out.stdout)
+        return
+    rec.stats = parsed.stats
+    rec.samples_ms = parsed.samples_ms
+    rec.init_ms, rec.first_ms = parsed.init_ms, parsed.first_ms
+    rec.versions.update(parsed.versions)
+    rec.extra.update(parsed.extra)
+    if parsed.threads is not None and parsed.threads != rec.threads:
+        rec.extra["runner_threads"] = parsed.threads  # what the runner says it used, when it differs
+
+
+# --- helpers -------------------------------------------------------------------------------------------------------
+
+
+def _model(facts: dict[str, Any]) -> str | None:
+    value = facts.get("model")
+    return str(value) if value is not None else None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _tail(text: str) -> str | None:
+    text = text.strip()
+    return text[-STDERR_TAIL_CHARS:] if text else None
+
+
+def results_path(out_dir: Path, sweep_name: str) -> Path:
+    """Default results file of a sweep: OUT/<sweep name>.jsonl."""
+    return Path(out_dir) / f"{sweep_name}.jsonl"

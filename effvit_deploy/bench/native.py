@@ -1,0 +1,107 @@
+"""Command lines for the native benchmark binaries and the parsing of what they print.
+
+One binary per target, taken from the user's `--runner-dir` (flags and output formats:
+shared/reference/mobile_benchmark_tools_facts.md sections 1-3):
+
+- tflite     -> LiteRT `benchmark_model --graph=M --num_threads=N --warmup_runs=W --num_runs=R
+                --warmup_min_secs=0 --min_secs=0 --max_secs=BIG` (the time limits are zeroed/raised so the run
+                counts are exact: by default the tool keeps warming up for 0.5 s, runs for at least 1 s and stops
+                after 150 s whatever --num_runs says).
+- onnx       -> `onnxruntime_perf_test -I -m times -r R -x N -y 1 -e cpu M` (-I generates inputs, so no
+                test_data_set folder is needed; the tool does exactly one warm-up run of its own, so W is not
+                passed and the record says so).
+- executorch -> `executor_runner --model_path=M --num_executions=W+R --cpu_threads=N` (the runner has no
+                warm-up: the first W iterations are dropped when parsing).
+
+Commands are argument lists; the device layer quotes them (adb) or runs them without a shell (local), and prefixes
+`taskset MASK` and, for shared libraries shipped next to the binary (libonnxruntime.so), `env LD_LIBRARY_PATH=DIR`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import MissingFileError
+from .parsers import ParsedRun, parse_runner_output
+
+BINARIES = {"tflite": "benchmark_model", "onnx": "onnxruntime_perf_test", "executorch": "executor_runner"}
+# benchmark_model stops after --max_secs (default 150 s) even if fewer than --num_runs ran: lift the limit.
+_BM_MAX_SECS = 24 * 3600
+_ORT_WARMUP = 1  # onnxruntime_perf_test always does one warm-up run before the timed ones
+
+
+@dataclass(frozen=True)
+class NativeRunner:
+    """The native binary for one target."""
+
+    target: str
+    binary: str  # file name, e.g. "benchmark_model"
+
+    @property
+    def kind(self) -> str:
+        """Runner name used in records and by `parsers.parse_runner_output`."""
+        return f"native-{self.binary}"
+
+    def command(self, binary_path: str, artifact_path: str, *, threads: int, runs: int, warmup: int) -> list[str]:
+        """Argument list that runs `artifact_path` with `threads` threads, `warmup` + `runs` inferences."""
+        if self.target == "tflite":
+            return [binary_path, f"--graph={artifact_path}", f"--num_threads={threads}", f"--warmup_runs={warmup}",
+                    f"--num_runs={runs}", "--warmup_min_secs=0", "--min_secs=0", f"--max_secs={_BM_MAX_SECS}"]
+        if self.target == "onnx":
+            return [binary_path, "-I", "-m", "times", "-r", str(runs), "-x", str(threads), "-y", "1", "-e", "cpu",
+                    artifact_path]
+        if self.target == "executorch":
+            return [binary_path, f"--model_path={artifact_path}", f"--num_executions={warmup + runs}",
+                    f"--cpu_threads={threads}"]
+        raise AssertionError(f"no native runner for target {self.target}")
+
+    def effective_warmup(self, warmup: int) -> int:
+        """How many warm-up runs the binary really does for a requested `warmup`."""
+        return _ORT_WARMUP if self.target == "onnx" else warmup
+
+    def parse(self, stdout: str, stderr: str, *, warmup: int) -> ParsedRun:
+        """Parse the run's output (benchmark_model logs to stderr on some builds, so both streams are read).
+
+        Raises:
+            RunnerOutputError: the output lacks the numbers (crash, truncated, unknown format).
+        """
+        return parse_runner_output(self.kind, f"{stdout}\n{stderr}", warmup=warmup)
+
+
+def native_runner(target: str) -> NativeRunner:
+    """The native runner for a target ("tflite", "onnx", "executorch")."""
+    return NativeRunner(target, BINARIES[target])
+
+
+def find_binary(runner_dir: Path | None, target: str) -> Path:
+    """The binary for `target` in `runner_dir`.
+
+    Raises:
+        MissingFileError: no --runner-dir, or it lacks the binary (the message names the expected path).
+    """
+    binary = BINARIES[target]
+    if runner_dir is None:
+        raise MissingFileError(f"no native runner for {target}: pass --runner-dir DIR with {binary} in it")
+    path = Path(runner_dir) / binary
+    if not path.is_file():
+        raise MissingFileError(f"native runner for {target} not found: expected {path} (build or download "
+                               f"{binary} for the device's ABI and put it in --runner-dir)")
+    return path
+
+
+def shared_libraries(runner_dir: Path | None) -> list[Path]:
+    """`*.so` files next to the binaries (e.g. libonnxruntime.so), pushed with them and put on LD_LIBRARY_PATH."""
+    if runner_dir is None or not Path(runner_dir).is_dir():
+        return []
+    return sorted(p for p in Path(runner_dir).iterdir() if p.is_file() and (p.suffix == ".so" or ".so." in p.name))
+
+
+def wrap(command: list[str], *, mask: str | None, library_dir: str | None) -> list[str]:
+    """Prefix `env LD_LIBRARY_PATH=...` (when libraries are shipped) and `taskset MASK` (when pinned)."""
+    prefix: list[str] = []
+    if library_dir is not None:
+        prefix += ["env", f"LD_LIBRARY_PATH={library_dir}"]
+    if mask is not None:
+        prefix += ["taskset", mask]
+    return prefix + command

@@ -1,0 +1,232 @@
+"""Measure one artifact in one Python runtime and print ONE JSON line (the harness runs this in a fresh process).
+
+    python -m effvit_deploy.bench.python_runner --artifact m.tflite --runtime tflite --threads 4 --runs 50 --warmup 10
+    python3 python_runner.py ...            # the same file, pushed alone to a phone that has Python
+
+Output (last line of stdout):
+    {"runner": "python-litert", "samples_ms": [...], "init_ms": x, "first_ms": y, "versions": {...}, "threads": 4,
+     "extra": {"warmup_ms": [...], "import_ms": z, "input_shape": [...], "input_dtype": "float32"}}
+
+Method: load the artifact (init_ms = model load + allocation/session creation/method load, import not included),
+set one fixed random input, then run `warmup + runs` inferences back to back, each timed with
+`time.perf_counter_ns` around the runtime call only; `first_ms` is the first of them, the last `runs` are the
+samples. Runtimes: LiteRT (`ai_edge_litert` Interpreter, else `tflite_runtime`; XNNPACK is its default delegate),
+onnxruntime (CPU provider, intra-op threads = --threads, inter-op 1), ExecuTorch (`executorch.runtime`, thread pool
+reset to --threads through the pybindings' `_unsafe_reset_threadpool`).
+
+Self-contained on purpose: it imports only the standard library, numpy and the runtime (never effvit_deploy), so the
+harness can push this single file to a device and run it with the device's python3. Exit codes: 0 ok, 2 bad
+arguments, 3 runtime not importable, 1 any other failure (message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+RUNTIMES = ("tflite", "onnx", "executorch")
+RUNNER_NAMES = {"tflite": "python-litert", "onnx": "python-onnxruntime", "executorch": "python-executorch"}
+EXIT_MISSING_RUNTIME = 3
+_SEED = 1234
+
+Invoke = Callable[[], Any]
+
+
+class MissingRuntime(ImportError):
+    """The runtime package for the requested artifact type is not installed in this Python."""
+
+
+def _version(dist: str, module: Any = None) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:  # noqa: BLE001 - metadata may be missing on stripped device installs
+        return str(getattr(module, "__version__", "unknown"))
+
+
+def _random_input(shape: list[int], dtype: Any) -> Any:
+    import numpy as np
+
+    rng = np.random.default_rng(_SEED)
+    shape = [int(d) if int(d) > 0 else 1 for d in shape]  # dynamic dims (-1/0) become 1
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(dtype)
+    raise ValueError(f"unsupported input dtype {dtype}")
+
+
+def load_tflite(path: str, threads: int) -> tuple[Invoke, dict[str, Any]]:
+    """LiteRT interpreter with `threads` threads (XNNPACK default delegate); inputs set once, invoke() timed."""
+    try:
+        from ai_edge_litert import interpreter as tfl
+
+        versions = {"ai-edge-litert": _version("ai-edge-litert")}
+    except ImportError:
+        try:
+            from tflite_runtime import interpreter as tfl  # type: ignore[no-redef]
+
+            versions = {"tflite-runtime": _version("tflite-runtime", tfl)}
+        except ImportError:
+            raise MissingRuntime("neither ai_edge_litert nor tflite_runtime is importable: "
+                                 "pip install ai-edge-litert") from None
+    interp = tfl.Interpreter(model_path=path, num_threads=threads)
+    interp.allocate_tensors()
+    shapes = []
+    for detail in interp.get_input_details():
+        x = _random_input(list(detail["shape"]), detail["dtype"])
+        interp.set_tensor(detail["index"], x)
+        shapes.append((list(x.shape), str(x.dtype)))
+    return interp.invoke, {"versions": versions, "inputs": shapes, "delegate": "xnnpack (default)"}
+
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int8)": "int8",
+              "tensor(uint8)": "uint8", "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool",
+              "tensor(double)": "float64"}
+
+
+def load_onnx(path: str, threads: int) -> tuple[Invoke, dict[str, Any]]:
+    """onnxruntime session on the CPU provider with intra-op threads = `threads`; `run()` timed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingRuntime("onnxruntime is not importable: pip install onnxruntime") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+    feeds = {}
+    for inp in session.get_inputs():
+        dims = [d if isinstance(d, int) else 1 for d in inp.shape]
+        feeds[inp.name] = _random_input(dims, _ORT_TYPES.get(inp.type, "float32"))
+    shapes = [(list(x.shape), str(x.dtype)) for x in feeds.values()]
+
+    def invoke() -> Any:
+        return session.run(None, feeds)
+
+    return invoke, {"versions": {"onnxruntime": ort.__version__}, "inputs": shapes,
+                    "providers": session.get_providers()}
+
+
+# c10::ScalarType codes that ExecuTorch's MethodMeta reports for tensor inputs.
+_ET_DTYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32", 7: "float64",
+              11: "bool"}
+
+
+def load_executorch(path: str, threads: int) -> tuple[Invoke, dict[str, Any]]:
+    """ExecuTorch runtime; the XNNPACK thread pool is reset to `threads` before loading; `execute()` timed."""
+    try:
+        import torch  # the ExecuTorch pybindings take torch tensors
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime
+    except ImportError:
+        raise MissingRuntime("executorch is not importable: pip install executorch") from None
+    reset = getattr(portable_lib, "_unsafe_reset_threadpool", None)
+    if reset is not None:
+        reset(threads)
+    method = Runtime.get().load_program(path).load_method("forward")
+    meta = method.metadata
+    inputs = []
+    for i in range(meta.num_inputs()):
+        tm = meta.input_tensor_meta(i)
+        inputs.append(torch.from_numpy(_random_input(list(tm.sizes()), _ET_DTYPES.get(int(tm.dtype()), "float32"))))
+    count = getattr(portable_lib, "_threadpool_get_thread_count", None)
+
+    def invoke() -> Any:
+        return method.execute(inputs)
+
+    versions = {"executorch": _version("executorch"), "torch": torch.__version__}
+    return invoke, {"versions": versions, "inputs": [(list(t.shape), str(t.dtype)) for t in inputs],
+                    "threadpool_threads": count() if count is not None else None,
+                    "threads_set": reset is not None}
+
+
+# Modules each loader imports (alternatives in order); imported before the clock for init_ms starts.
+_IMPORTS = {"tflite": ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"), "onnx": ("onnxruntime",),
+            "executorch": ("executorch.runtime",)}
+LOADERS: dict[str, Callable[[str, int], tuple[Invoke, dict[str, Any]]]] = {
+    "tflite": load_tflite, "onnx": load_onnx, "executorch": load_executorch}
+
+
+def measure(runtime: str, artifact: str, *, threads: int, runs: int, warmup: int) -> dict[str, Any]:
+    """Load, run `warmup + runs` timed inferences and return the JSON-ready result."""
+    t0 = time.perf_counter()
+    import numpy
+
+    for module in _IMPORTS[runtime]:  # import first so init_ms is the model load alone
+        try:
+            importlib.import_module(module)
+            break
+        except ImportError:
+            continue
+    loader = LOADERS[runtime]
+    t1 = time.perf_counter()
+    invoke, info = loader(artifact, threads)
+    t2 = time.perf_counter()
+    times: list[float] = []
+    for _ in range(warmup + runs):
+        start = time.perf_counter_ns()
+        invoke()
+        times.append((time.perf_counter_ns() - start) / 1e6)
+    versions = {"python": platform.python_version(), "numpy": numpy.__version__, **info.pop("versions")}
+    inputs = info.pop("inputs")
+    return {
+        "runner": RUNNER_NAMES[runtime],
+        "samples_ms": times[warmup:],
+        "init_ms": (t2 - t1) * 1000.0,
+        "first_ms": times[0],
+        "versions": versions,
+        "threads": threads,
+        "extra": {"warmup_ms": times[:warmup], "import_ms": (t1 - t0) * 1000.0,
+                  "input_shape": inputs[0][0] if inputs else None, "input_dtype": inputs[0][1] if inputs else None,
+                  "pid": os.getpid(), **info},
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Time one artifact in a Python runtime; prints one JSON line.")
+    p.add_argument("--artifact", required=True, help="model file (.tflite, .onnx or .pte)")
+    p.add_argument("--runtime", required=True, choices=RUNTIMES)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=10)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.threads < 1 or args.runs < 1 or args.warmup < 0:
+        print("error: --threads and --runs must be >= 1 and --warmup >= 0", file=sys.stderr)
+        return 2
+    if not os.path.isfile(args.artifact):
+        print(f"error: artifact {args.artifact} does not exist", file=sys.stderr)
+        return 2
+    try:
+        result = measure(args.runtime, args.artifact, threads=args.threads, runs=args.runs, warmup=args.warmup)
+    except MissingRuntime as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_MISSING_RUNTIME
+    except Exception as exc:  # noqa: BLE001 - any runtime failure becomes one line and exit 1
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(json.dumps(result, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
