@@ -106,13 +106,16 @@ def export(
 
 
 def _expand_targets(names: list[str]) -> list[str]:
-    from ..export.targets import TARGETS
-
+    """Replace `all` by every registered target (in registry order); drop duplicates."""
     expanded: list[str] = []
     for name in names:
-        for one in list(TARGETS) if name == "all" else [name]:
-            if one not in expanded:
-                expanded.append(one)
+        if name == "all":
+            from ..export.targets import TARGETS
+
+            group = list(TARGETS)
+        else:
+            group = [name]
+        expanded += [one for one in group if one not in expanded]
     return expanded
 
 

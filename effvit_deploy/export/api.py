@@ -350,11 +350,14 @@ def _backend(target: str) -> Any:
 
 
 def _quantize_package() -> Any:
-    if importlib.util.find_spec(f"{__package__}.quantize") is None:
+    """The int8 package, or a clear error while it is not part of this version."""
+    name = f"{__package__}.quantize"
+    package = importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
+    if package is None or not hasattr(package, "quantize_for_target"):
         raise InvalidInputError(
             "int8 export is not available yet (effvit_deploy.export.quantize is missing); use --precision fp32 or fp16"
         )
-    return importlib.import_module(f"{__package__}.quantize")
+    return package
 
 
 def _build(request: Request) -> nn.Module:
