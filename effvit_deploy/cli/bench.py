@@ -1,0 +1,279 @@
+"""`effvit-bench`: measure exported models on this machine and on phones over adb, then report.
+
+    effvit-bench run --device local --sweep bench/sweeps/quick.toml
+    effvit-bench run --device adb:R58M123 --device adb:192.168.1.20:5555 --model efficientvit-b1 \\
+        --resolution 224 --resolution 512 --target tflite --threads 1,4
+    effvit-bench devices
+    effvit-bench report bench/results/quick.jsonl --format html --out bench/quick.html
+
+Exit codes: 0 every measurement succeeded; 1 some measurements failed (they are error records in the results file);
+2 bad input or an unusable device (one line on stderr; results written so far are kept); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ..bench import engine
+from ..bench.adb import list_devices
+from ..bench.devices import AdbPhone, Device, open_devices, parse_device_spec
+from ..bench.native import BINARIES
+from ..bench.store import ResultStore, load_results
+from ..bench.sweep import SweepSpec, adhoc_sweep, load_sweep
+from ..errors import InvalidInputError, MissingFileError
+from .common import EXIT_BAD_INPUT, make_app, run_app
+
+app = make_app("Measure exported models on this machine and on Android phones (adb); report latency tables.")
+
+EXIT_FAILED_RUNS = 1
+_WIDE = 160
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """Repeated options and comma lists both work: `--threads 1,4` == `--threads 1 --threads 4`."""
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def _threads(values: list[str] | None) -> list[int]:
+    out = []
+    for v in _split(values) or ["1"]:
+        try:
+            out.append(int(v))
+        except ValueError:
+            raise InvalidInputError(f"--threads: {v!r} is not a whole number; write e.g. --threads 1,4") from None
+    return out
+
+
+def _spec(sweep: Path | None, model: list[str] | None, resolution: list[str] | None, target: list[str] | None,
+          precision: list[str] | None, threads: list[str] | None, runs: int | None, warmup: int | None,
+          cooldown: float | None, cores: str | None) -> SweepSpec:
+    if sweep is not None:
+        if model or resolution or target or precision or threads:
+            raise InvalidInputError("give either --sweep FILE or --model/--resolution/--target/--precision/--threads, "
+                                    "not both")
+        return load_sweep(sweep).with_overrides(runs=runs, warmup=warmup, cooldown_s=cooldown, cores=cores)
+    if not model:
+        raise InvalidInputError("nothing to measure: pass --sweep bench/sweeps/NAME.toml, or --model, --resolution "
+                                "and --target")
+    return adhoc_sweep(models=_split(model), resolutions=_split(resolution) or ["224"], targets=_split(target),
+                       precisions=_split(precision) or ["fp32"], threads=_threads(threads),
+                       runs=runs if runs is not None else 50, warmup=warmup if warmup is not None else 10,
+                       cooldown_s=cooldown if cooldown is not None else 0.0, cores=cores or "big")
+
+
+def _setup_logging(console: Console, verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_time=False, show_path=False)], force=True)
+
+
+@app.command()
+def run(
+    device: Annotated[list[str], typer.Option("--device", "-d", help="local, adb:SERIAL or adb:HOST:PORT "
+                                              "(repeatable; devices run in parallel).")],
+    sweep: Annotated[Path | None, typer.Option(help="Sweep file, e.g. bench/sweeps/quick.toml.")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model name (repeatable).")] = None,
+    resolution: Annotated[list[str] | None, typer.Option("--resolution", "-r",
+                                                         help="224 or HxW (repeatable); default 224.")] = None,
+    target: Annotated[list[str] | None, typer.Option("--target", "-t",
+                                                     help="tflite, onnx or executorch (repeatable).")] = None,
+    precision: Annotated[list[str] | None, typer.Option(help="fp32, fp16 or int8 (repeatable); default fp32.")] = None,
+    threads: Annotated[list[str] | None, typer.Option(help="Thread counts, e.g. 1,4; default 1.")] = None,
+    runs: Annotated[int | None, typer.Option(help="Timed runs per measurement (default: sweep's, else 50).")] = None,
+    warmup: Annotated[int | None, typer.Option(help="Warm-up runs (default: sweep's, else 10).")] = None,
+    cores: Annotated[str | None, typer.Option(help="big (fastest cores), all, or a hex taskset mask such as f0 "
+                                              "(default: sweep's, else big).")] = None,
+    cooldown: Annotated[float | None, typer.Option(help="Seconds to rest between configurations "
+                                                   "(default: sweep's, else 0).")] = None,
+    runner: Annotated[str, typer.Option(help="auto (Python where the runtime is installed, else native), "
+                                        "python or native.")] = "auto",
+    runner_dir: Annotated[Path | None, typer.Option(help="Folder with native runners for the device: "
+                                                    "benchmark_model, onnxruntime_perf_test, executor_runner.")] = None,
+    out: Annotated[Path, typer.Option(help="Results folder; the file is OUT/<sweep name>.jsonl.")] = Path(
+        "bench/results"),
+    export_dir: Annotated[Path, typer.Option(help="Where artifacts are exported (and cached).")] = Path("export"),
+    rerun: Annotated[bool, typer.Option("--rerun", help="Measure again what the results file already has.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pushes and cache decisions.")] = False,
+) -> None:
+    """Export what is missing, measure every configuration on every device, print the latency table."""
+    err = Console(stderr=True)
+    _setup_logging(err, verbose)
+    if runner not in engine.RUNNER_MODES:
+        raise InvalidInputError(f"--runner {runner!r}: choose one of {', '.join(engine.RUNNER_MODES)}")
+    spec = _spec(sweep, model, resolution, target, precision, threads, runs, warmup, cooldown, cores)
+    if runner_dir is not None and not runner_dir.is_dir():
+        raise MissingFileError(f"--runner-dir {runner_dir} is not a folder; give the folder holding the runners")
+    options = engine.RunOptions.from_sweep(spec, runner=runner, runner_dir=runner_dir, rerun=rerun)
+    devices = open_devices(device)
+    plans = engine.plan_sweep(devices, spec, options)
+    results = engine.results_path(out, spec.name)
+    n = len(spec.configurations)
+    err.print(f"sweep [bold]{spec.name}[/]: {n} configuration{'s' * (n != 1)} × {len(devices)} device"
+              f"{'s' * (len(devices) != 1)}, runs={spec.runs} warmup={spec.warmup} cores={spec.cores} "
+              f"cooldown={spec.cooldown_s:g}s → {results}")
+    for plan in plans:
+        runners = ", ".join(f"{t}: {c.kind}" for t, c in plan.runners.items())
+        masks = ", ".join(f"t{t}={m}" for t, (m, _) in plan.masks.items())
+        err.print(f"  {plan.device.spec}: {_device_line(plan.facts)}; {runners}; masks {masks} "
+                  f"({next(iter(plan.masks.values()))[1]})")
+
+    with _progress(err) as bar:
+        export_task = bar.add_task("exporting", total=None, device="export")
+
+        def on_export(event: engine.ProgressEvent) -> None:
+            bar.update(export_task, total=event.total, completed=event.index,
+                       description="done" if event.label == "done" else event.label)
+
+        artifacts, _ = engine.export_artifacts(spec.configurations, export_dir, progress=on_export)
+        on_progress = _device_progress(bar, plans)
+        summary = engine.run_sweep(plans, artifacts, ResultStore(results), options, progress=on_progress)
+
+    records = list(ResultStore(results).records())
+    from ..bench import report  # matplotlib-free for markdown; imported late to keep startup quick
+
+    sys.stdout.write(report.render(records, "md"))
+    sys.stdout.flush()
+    err.print(f"{summary.measured} measured, {summary.failed} failed, {summary.skipped} already in {results} "
+              f"(skipped; --rerun measures them again), {summary.seconds:.1f}s")
+    for rec in summary.records:
+        if not rec.ok:
+            err.print(f"[red]failed[/] {rec.device_serial} {rec.model} {rec.resolution} {rec.target} "
+                      f"t{rec.threads}: {rec.error}", markup=True, highlight=False)
+    if summary.device_errors:
+        for spec_name, why in summary.device_errors.items():
+            print(f"error: {spec_name}: {why}", file=sys.stderr)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if summary.failed:
+        raise typer.Exit(EXIT_FAILED_RUNS)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.fields[device]:<22}"), BarColumn(bar_width=24),
+                    MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                    TextColumn("{task.description}"), console=console, transient=False)
+
+
+def _device_progress(bar: Progress, plans: list[engine.DevicePlan]) -> engine.Progress:
+    tasks: dict[str, TaskID] = {p.device.spec: bar.add_task("waiting", total=len(p.configs), device=p.device.spec)
+                                for p in plans}
+
+    def on_event(event: engine.ProgressEvent) -> None:
+        task = tasks.get(event.device or "")
+        if task is None:
+            return
+        if event.kind == "start":
+            bar.update(task, completed=event.index, description=event.label)
+        elif event.kind in ("done", "skip"):
+            status = "skipped (done before)" if event.kind == "skip" else (
+                "ok" if event.record is not None and event.record.ok else "FAILED")
+            bar.update(task, completed=event.index + (event.kind == "skip"), description=f"{event.label}: {status}")
+        elif event.kind == "device-error":
+            bar.update(task, description=f"stopped: {event.label}")
+        elif event.kind == "device-done":
+            bar.update(task, completed=event.total)
+
+    return on_event
+
+
+def _device_line(facts: dict) -> str:
+    parts = [str(facts.get("model") or "?")]
+    if facts.get("soc"):
+        parts.append(str(facts["soc"]))
+    if facts.get("android_release"):
+        parts.append(f"Android {facts['android_release']}")
+    parts.append(_clusters(facts))
+    return ", ".join(parts)
+
+
+def _clusters(facts: dict) -> str:
+    clusters = facts.get("clusters") or []
+    text = " + ".join(f"{len(c['cpus'])}×{c['max_khz'] / 1e6:.2f} GHz" if c.get("max_khz") else f"{len(c['cpus'])} CPUs"
+                      for c in clusters)
+    return text or "CPUs unknown"
+
+
+@app.command()
+def devices(
+    device: Annotated[list[str] | None, typer.Option(
+        "--device", "-d", help="Show only these (local, adb:SERIAL, adb:HOST:PORT); default: all of `adb devices`.")
+    ] = None,
+    runner_dir: Annotated[Path | None, typer.Option(help="Also say which native runners this folder provides.")] = None,
+) -> None:
+    """List devices with model, SoC, Android version, ABI, CPU clusters, governor and usable runners."""
+    rows: list[tuple[Device | None, str, str]] = []  # (device, spec, state)
+    if device:
+        for spec in device:
+            rows.append((parse_device_spec(spec), spec, "device"))
+    else:
+        for serial, state in list_devices():
+            rows.append((AdbPhone(serial) if state == "device" else None, f"adb:{serial}", state))
+    console = Console(width=_WIDE) if not sys.stdout.isatty() else Console()
+    if not rows:
+        console.print("no adb devices: connect a phone with USB debugging on, or `adb connect HOST:PORT`; "
+                      "`--device local` shows this machine")
+        return
+    table = Table("device", "state", "model", "SoC", "Android", "ABI", "CPU clusters", "governor", "python runner",
+                  "native runners")
+    local_bins = [b for b in BINARIES.values() if runner_dir is not None and (runner_dir / b).is_file()]
+    for dev, spec, state in rows:
+        if dev is None:
+            table.add_row(spec, state, *["–"] * 8)
+            continue
+        dev.open()
+        facts = dev.facts()
+        info = dev.python_info()
+        py = (f"python {info.version}: " + (", ".join(t for t, ok in info.runtimes.items() if ok) or "no runtime")
+              if info.version else "no python3")
+        native = [f"{b} (on device)" for b, ok in dev.native_installed(list(BINARIES.values())).items() if ok] \
+            if isinstance(dev, AdbPhone) else []
+        native += [f"{b} (runner dir)" for b in local_bins if not any(n.startswith(b) for n in native)]
+        android = facts.get("android_release")
+        sdk = facts.get("android_sdk")
+        table.add_row(spec, state, str(facts.get("model") or "?"), str(facts.get("soc") or "?"),
+                      f"{android} (SDK {sdk})" if android else "–", str(facts.get("abi") or "?"), _clusters(facts),
+                      str(facts.get("governor") or "–"), py, ", ".join(native) or "none")
+    console.print(table)
+
+
+@app.command()
+def report(
+    results: Annotated[list[Path], typer.Argument(help="Results files (.jsonl) or folders of them.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="md, csv or html.")] = "md",
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of printing.")] = None,
+) -> None:
+    """Latency tables (phones as columns, speedups over the softmax twin and EfficientNet) from results files."""
+    from ..bench import report as report_lib
+
+    records = load_results(results)
+    if not records:
+        raise InvalidInputError(f"no records in {', '.join(map(str, results))}; run `effvit-bench run` first")
+    if out is not None:
+        path = report_lib.write_report(records, format, out)
+        print(f"wrote {path}")
+        return
+    sys.stdout.write(report_lib.render(records, format))
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_app(app, argv)
+
+
+if __name__ == "__main__":
+    main()
