@@ -1,0 +1,102 @@
+"""Pieces every export target shares: input checks, the fp16 wrapper, error wrapping, version lookup.
+
+Kept apart from the per-target modules so that each of those reads as "how this runtime converts, runs and counts",
+and so that the user-facing errors (bad precision, missing package, failed conversion) read the same for all targets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import importlib.metadata
+import io
+from collections.abc import Callable, Iterator
+from types import ModuleType
+
+import numpy as np
+import torch
+from torch import nn
+
+from effvit_deploy.errors import EffvitError, InvalidInputError, MissingDependencyError
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+class ConversionError(EffvitError, RuntimeError):
+    """A converter (torch.onnx, litert-torch, ExecuTorch) rejected the model; the message names target and model."""
+
+
+class Fp32IO(nn.Module):
+    """Runs a half-precision module behind float32 input and output.
+
+    fp16 artifacts keep the float32 interface of the fp32 ones, so every runner, benchmark tool and app feeds the
+    same tensors whatever the precision; the two casts are the only extra ops and cost nothing next to the network.
+    """
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.half()).float()
+
+
+def check_options(target: str, precisions: tuple[str, ...], precision: str, nhwc: bool, *, nhwc_ok: bool) -> None:
+    """Raise InvalidInputError for a precision the target does not take or an NHWC request it cannot honour."""
+    if precision not in precisions:
+        raise InvalidInputError(f"{target} cannot take precision {precision!r}; choose {', '.join(precisions)}")
+    if nhwc and not nhwc_ok:
+        raise InvalidInputError(f"{target} artifacts are NCHW only; NHWC input is a tflite option (--target tflite)")
+
+
+def require(module: str, target: str) -> ModuleType:
+    """Import an optional runtime package or raise MissingDependencyError naming the pip extra that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"the {target} target needs the Python package providing '{module}' ({exc}); "
+            f"install it with: pip install 'effvit-deploy[{target}]'"
+        ) from exc
+
+
+def prepare(module: nn.Module, precision: str) -> nn.Module:
+    """A private eval-mode copy to convert (the caller's module is never touched); fp16 = half weights, fp32 I/O.
+
+    Attention stays fp32 in fp16 exports because EfficientViT's LiteMLA casts its q/k/v to float32 itself (as the
+    official code does); this helper does not need to know about it.
+    """
+    work = copy.deepcopy(module).eval()
+    if precision == "fp16":
+        work = Fp32IO(work.half()).eval()
+    return work
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def conversion_error(target: str, module: nn.Module, exc: BaseException) -> ConversionError:
+    """One line: which target, which model class, and the first line of what the converter said."""
+    return ConversionError(f"{target} conversion of {type(module).__name__} failed: {first_line(exc)}")
+
+
+def package_versions(*distributions: str) -> dict[str, str]:
+    """Installed version per distribution name ("not installed" when absent), for the manifest and cache key."""
+    found: dict[str, str] = {}
+    for dist in distributions:
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Swallow converters' progress prints (torch.onnx prints its stages); the pipeline reports progress itself."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield

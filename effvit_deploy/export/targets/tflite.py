@@ -1,0 +1,142 @@
+"""TFLite target: litert-torch 0.10 (`litert_torch.convert`) -> .tflite, run by ai-edge-litert's interpreter + XNNPACK.
+
+- Layout: NCHW input by default; `nhwc=True` wraps the module with `litert_torch.to_channel_last_io(module, args=[0])`
+  so the artifact's input is (1, H, W, 3) and the converter can drop the leading TRANSPOSE. The output is logits
+  (2-D) in both cases. The layout is read back from the artifact's input shape, the one fact that cannot drift from
+  the graph: (1, H, W, 3) with H != 3 is NHWC. `load_runner` always takes NCHW and transposes for NHWC artifacts.
+- fp16 = the standard TFLite "float16 quantization": conv / depthwise / fully-connected weights stored as fp16 with a
+  DEQUANTIZE in front (litert-torch's `full_fp16_recipe()`, i.e. AI Edge Quantizer FLOAT_CASTING, weight-only).
+  Only those ops have weights to cast, so attention BATCH_MATMULs, the DIV and the eps ADD stay fp32 in the graph.
+  On this x86 host XNNPACK folds the DEQUANTIZEs and computes in fp32. Note for the bench: on ARMv8.2+ phones the
+  TFLite XNNPACK delegate may run such fp16-weight models with fp16 arithmetic, attention included.
+- Census: op types from the flatbuffer; partitions from the interpreter after XNNPACK delegation (see
+  `_tflite_graph.delegation`; the runtime's "Replacing N out of M node(s)" line is a VERBOSE log that ai-edge-litert
+  2.3.0 does not print, so we recompute the same numbers from the delegated graph).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from effvit_deploy.export.targets import _tflite_graph
+from effvit_deploy.export.targets._common import (
+    Runner,
+    check_options,
+    conversion_error,
+    package_versions,
+    prepare,
+    quiet_stdout,
+    require,
+)
+
+
+class TfliteTarget:
+    name = "tflite"
+    suffix = ".tflite"
+    precisions = ("fp32", "fp16")
+
+    def convert(
+        self, module: nn.Module, example: torch.Tensor, out_path: Path, *, precision: str, nhwc: bool = False
+    ) -> dict | None:
+        """Convert `module` at `example`'s (NCHW) shape to `out_path` (.tflite). Returns extra census info (none here).
+
+        Raises:
+            InvalidInputError: precision not fp32/fp16.
+            MissingDependencyError: litert-torch missing.
+            ConversionError: litert-torch failed on the model.
+        """
+        check_options(self.name, self.precisions, precision, nhwc, nhwc_ok=True)
+        litert_torch = require("litert_torch", self.name)
+        work = prepare(module, "fp32")  # fp16 is a weight format applied by the converter, not a .half() module
+        args = (example.float(),)
+        if nhwc:
+            work = litert_torch.to_channel_last_io(work, args=[0]).eval()
+            args = (example.float().permute(0, 2, 3, 1).contiguous(),)
+        quant_config = None
+        if precision == "fp16":
+            from litert_torch.generative.quantize import quant_recipes
+
+            quant_config = quant_recipes.full_fp16_recipe()
+        try:
+            with _litert_progress_off(), quiet_stdout():
+                edge = litert_torch.convert(work, args, quant_config=quant_config)
+                edge.export(str(out_path))
+        except Exception as exc:  # the converter raises many types; all mean "this model did not convert"
+            raise conversion_error(self.name, module, exc) from exc
+        return None
+
+    def load_runner(self, path: Path, *, threads: int = 1) -> Runner:
+        """TFLite interpreter with the default XNNPACK delegate and `threads` threads: NCHW float32 in, logits out."""
+        interpreter = _interpreter(path, threads)
+        interpreter.allocate_tensors()
+        inp = interpreter.get_input_details()[0]
+        out = interpreter.get_output_details()[0]
+        channels_last = _is_nhwc(tuple(inp["shape"]))
+
+        def run(x: np.ndarray) -> np.ndarray:
+            x = np.asarray(x, dtype=np.float32)
+            if channels_last:
+                x = x.transpose(0, 2, 3, 1)
+            interpreter.set_tensor(inp["index"], np.ascontiguousarray(x, dtype=inp["dtype"]))
+            interpreter.invoke()
+            return np.array(interpreter.get_tensor(out["index"]), dtype=np.float32)
+
+        return run
+
+    def census(self, path: Path) -> dict:
+        """Builtin op name -> count, plus XNNPACK partitions / delegated / undelegated ops and the input layout."""
+        ops = _tflite_graph.op_counts(Path(path).read_bytes())
+        interpreter = _interpreter(path, 1)
+        shape = tuple(int(d) for d in interpreter.get_input_details()[0]["shape"])
+        interpreter.allocate_tensors()  # the default XNNPACK delegate is applied here
+        delegated = _tflite_graph.delegation(interpreter)
+        return {
+            "ops": dict(sorted(ops.items())),
+            "partitions": delegated.partitions,
+            "delegated_ops": delegated.delegated_ops,
+            "total_ops": delegated.total_ops,
+            "undelegated": dict(sorted(delegated.undelegated.items())),
+            "layout": "NHWC" if _is_nhwc(shape) else "NCHW",
+        }
+
+    def versions(self) -> dict[str, str]:
+        return package_versions("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer")
+
+
+def _interpreter(path: Path, threads: int):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            require("ai_edge_litert.interpreter", "tflite")  # raises MissingDependencyError naming the extra
+            raise
+    return Interpreter(model_path=str(path), num_threads=threads)
+
+
+def _is_nhwc(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 4 and shape[3] == 3 and shape[1] != 3
+
+
+@contextlib.contextmanager
+def _litert_progress_off() -> Iterator[None]:
+    """litert-torch and the AI Edge Quantizer draw progress bars on stderr; the pipeline reports progress itself."""
+    switches = {"LITERT_TORCH_SHOW_PROGRESS": "n", "TQDM_DISABLE": "1"}
+    before = {key: os.environ.get(key) for key in switches}
+    os.environ.update(switches)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
