@@ -357,7 +357,7 @@ def test_native_command_lines_match_the_reference() -> None:
     assert ort.effective_warmup(10) == 1
     et = native_runner("executorch").command("/b/executor_runner", "/m/x.pte", threads=1, runs=50, warmup=10)
     assert et == ["/b/executor_runner", "--model_path=/m/x.pte", "--num_executions=60", "--cpu_threads=1"]
-    assert wrap(["x"], mask="f0", library_dir="/lib") == ["env", "LD_LIBRARY_PATH=/lib", "taskset", "f0", "x"]
+    assert wrap(["x"], mask="f0", library_dir="/lib") == ["taskset", "f0", "env", "LD_LIBRARY_PATH=/lib", "x"]
     assert {native_runner(t).kind for t in BINARIES} == {"native-benchmark_model", "native-onnxruntime_perf_test",
                                                          "native-executor_runner"}
 

@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..errors import DeviceError, InvalidInputError
 from . import python_runner
-from .adb import AdbDevice, DeviceTimeout
+from .adb import AdbDevice, DeviceDisconnected, DeviceTimeout
 from .device_facts import LocalShell, big_core_mask, mask_cpus, read_cur_freqs, read_device_facts, read_thermal
 from .native import NativeRunner, wrap
 
@@ -58,6 +60,7 @@ class RunOutput:
     stdout: str
     stderr: str
     seconds: float  # wall time of the process as seen by the harness
+    result: str | None = None  # the runner's result file, when it wrote one and it was fetched (adb pull)
 
 
 @dataclass(frozen=True)
@@ -318,7 +321,8 @@ class AdbPhone(Device):
 
     def _mkdirs(self) -> None:
         if not self._made_dirs:
-            self.adb.shell(["mkdir", "-p", f"{DEVICE_ROOT}/models", f"{DEVICE_ROOT}/bin"], check=True)
+            self.adb.shell(["mkdir", "-p", f"{DEVICE_ROOT}/models", f"{DEVICE_ROOT}/bin", f"{DEVICE_ROOT}/results"],
+                           check=True)
             self._made_dirs = True
 
     def _push(self, local: Path, remote: str, *, mode: str | None = None) -> str:
@@ -349,6 +353,28 @@ class AdbPhone(Device):
         start = time.perf_counter()
         rc, out, err = self.adb.shell(argv, timeout=timeout)
         return RunOutput(rc, str(out), str(err), time.perf_counter() - start)
+
+    def run_python_runner(self, artifact_path: str, target: str, *, threads: int, runs: int, warmup: int,
+                          mask: str | None, timeout: float) -> RunOutput:
+        """Run the runner with `--out FILE` on the device, then `adb pull` FILE: the result travels byte-exact."""
+        remote = f"{DEVICE_ROOT}/results/{secrets.token_hex(8)}.json"
+        self._mkdirs()
+        argv = [*self.python_command(), self.prepare_python_runner(), "--artifact", artifact_path,
+                "--runtime", target, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup),
+                "--out", remote]
+        out = self.run(argv, timeout=timeout, mask=mask)
+        if out.returncode != 0:
+            return out
+        with tempfile.TemporaryDirectory(prefix="effvit-pull-") as tmp:
+            try:
+                local = self.adb.pull(remote, Path(tmp) / "result.json")
+            except DeviceDisconnected:
+                raise
+            except DeviceError as exc:
+                return RunOutput(out.returncode, out.stdout, f"{out.stderr}\nno result file: {exc}", out.seconds, "")
+            result = local.read_text(encoding="utf-8", errors="replace")
+        self.adb.shell(["rm", "-f", remote])
+        return RunOutput(out.returncode, out.stdout, out.stderr, out.seconds, result)
 
     def native_installed(self, binaries: list[str]) -> dict[str, bool]:
         """Which native runners already sit in /data/local/tmp/effvit/bin (one shell call)."""

@@ -461,8 +461,10 @@ def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup:
         rec.stderr_tail = _tail(out.stderr) or _tail(out.stdout)
         return
     try:
-        parsed: ParsedRun = (parse_python_runner(out.stdout) if choice.native is None
-                             else choice.native.parse(out.stdout, out.stderr, warmup=warmup))
+        if choice.native is None:
+            parsed: ParsedRun = parse_python_runner(out.result if out.result is not None else out.stdout)
+        else:
+            parsed = choice.native.parse(out.stdout, out.stderr, warmup=warmup)
     except RunnerOutputError as exc:
         rec.error = _one_line(str(exc))
         rec.stderr_tail = _tail(out.stderr)

@@ -14,7 +14,8 @@ shared/reference/mobile_benchmark_tools_facts.md sections 1-3):
                 warm-up: the first W iterations are dropped when parsing).
 
 Commands are argument lists; the device layer quotes them (adb) or runs them without a shell (local), and prefixes
-`taskset MASK` and, for shared libraries shipped next to the binary (libonnxruntime.so), `env LD_LIBRARY_PATH=DIR`.
+`taskset MASK` and, when shared libraries are shipped in --runner-dir (libonnxruntime.so), `env LD_LIBRARY_PATH=DIR`
+(for every native binary: they are pushed to the same folder).
 """
 
 from __future__ import annotations
@@ -98,10 +99,11 @@ def shared_libraries(runner_dir: Path | None) -> list[Path]:
 
 
 def wrap(command: list[str], *, mask: str | None, library_dir: str | None) -> list[str]:
-    """Prefix `env LD_LIBRARY_PATH=...` (when libraries are shipped) and `taskset MASK` (when pinned)."""
+    """Prefix `taskset MASK` (when pinned; outermost, so everything it starts inherits the mask) and
+    `env LD_LIBRARY_PATH=DIR` (when shared libraries are shipped next to the binary)."""
     prefix: list[str] = []
-    if library_dir is not None:
-        prefix += ["env", f"LD_LIBRARY_PATH={library_dir}"]
     if mask is not None:
         prefix += ["taskset", mask]
+    if library_dir is not None:
+        prefix += ["env", f"LD_LIBRARY_PATH={library_dir}"]
     return prefix + command

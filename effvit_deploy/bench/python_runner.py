@@ -1,7 +1,7 @@
 """Measure one artifact in one Python runtime and print ONE JSON line (the harness runs this in a fresh process).
 
     python -m effvit_deploy.bench.python_runner --artifact m.tflite --runtime tflite --threads 4 --runs 50 --warmup 10
-    python3 python_runner.py ...            # the same file, pushed alone to a phone that has Python
+    python3 python_runner.py ... --out r.json   # the same file, pushed alone to a phone that has Python
 
 Output (last line of stdout):
     {"runner": "python-litert", "samples_ms": [...], "init_ms": x, "first_ms": y, "versions": {...}, "threads": 4,
@@ -13,6 +13,9 @@ set one fixed random input, then run `warmup + runs` inferences back to back, ea
 samples. Runtimes: LiteRT (`ai_edge_litert` Interpreter, else `tflite_runtime`; XNNPACK is its default delegate),
 onnxruntime (CPU provider, intra-op threads = --threads, inter-op 1), ExecuTorch (`executorch.runtime`, thread pool
 reset to --threads through the pybindings' `_unsafe_reset_threadpool`).
+
+With `--out FILE` the line is also written to FILE (the harness pulls it from phones with `adb pull`: a byte-exact
+copy, unlike the shell stream, which old adbd versions send through a PTY that rewrites line ends).
 
 Self-contained on purpose: it imports only the standard library, numpy and the runtime (never effvit_deploy), so the
 harness can push this single file to a device and run it with the device's python3. Exit codes: 0 ok, 2 bad
@@ -204,6 +207,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--out", help="also write the JSON line to this file (written whole, then renamed into place)")
     return p
 
 
@@ -223,7 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - any runtime failure becomes one line and exit 1
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(json.dumps(result, separators=(",", ":")) + "\n")
+    line = json.dumps(result, separators=(",", ":")) + "\n"
+    if args.out:
+        tmp = f"{args.out}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(line)
+        os.replace(tmp, args.out)
+    sys.stdout.write(line)
     sys.stdout.flush()
     return 0
 
