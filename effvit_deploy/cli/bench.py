@@ -113,7 +113,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pushes and cache decisions.")] = False,
 ) -> None:
     """Export what is missing, measure every configuration on every device, print the latency table."""
-    err = Console(stderr=True)
+    err = _stderr_console()
     _setup_logging(err, verbose)
     if runner not in engine.RUNNER_MODES:
         raise InvalidInputError(f"--runner {runner!r}: choose one of {', '.join(engine.RUNNER_MODES)}")
@@ -148,7 +148,8 @@ def run(
     records = list(ResultStore(results).records())
     from ..bench import report  # matplotlib-free for markdown; imported late to keep startup quick
 
-    sys.stdout.write(report.render(records, "md"))
+    table = report.render(records, "md")
+    sys.stdout.write(table if table.endswith("\n") else table + "\n")
     sys.stdout.flush()
     err.print(f"{summary.measured} measured, {summary.failed} failed, {summary.skipped} already in {results} "
               f"(skipped; --rerun measures them again), {summary.seconds:.1f}s")
@@ -162,6 +163,11 @@ def run(
         raise typer.Exit(EXIT_BAD_INPUT)
     if summary.failed:
         raise typer.Exit(EXIT_FAILED_RUNS)
+
+
+def _stderr_console() -> Console:
+    """Progress and notes go to stderr (stdout carries the table); no 80-column wrapping when it is not a terminal."""
+    return Console(stderr=True, width=None if sys.stderr.isatty() else _WIDE)
 
 
 def _progress(console: Console) -> Progress:
@@ -194,7 +200,7 @@ def _device_progress(bar: Progress, plans: list[engine.DevicePlan]) -> engine.Pr
 
 def _device_line(facts: dict) -> str:
     parts = [str(facts.get("model") or "?")]
-    if facts.get("soc"):
+    if facts.get("soc") and facts["soc"] != facts.get("model"):
         parts.append(str(facts["soc"]))
     if facts.get("android_release"):
         parts.append(f"Android {facts['android_release']}")
@@ -229,12 +235,13 @@ def devices(
         console.print("no adb devices: connect a phone with USB debugging on, or `adb connect HOST:PORT`; "
                       "`--device local` shows this machine")
         return
-    table = Table("device", "state", "model", "SoC", "Android", "ABI", "CPU clusters", "governor", "python runner",
-                  "native runners")
+    fields = ("state", "model", "SoC", "Android", "ABI", "CPU clusters", "governor", "python runner",
+              "native runners")
+    columns: list[list[str]] = []
     local_bins = [b for b in BINARIES.values() if runner_dir is not None and (runner_dir / b).is_file()]
-    for dev, spec, state in rows:
+    for dev, _spec, state in rows:
         if dev is None:
-            table.add_row(spec, state, *["–"] * 8)
+            columns.append([state] + ["–"] * (len(fields) - 1))
             continue
         dev.open()
         facts = dev.facts()
@@ -244,11 +251,15 @@ def devices(
         native = [f"{b} (on device)" for b, ok in dev.native_installed(list(BINARIES.values())).items() if ok] \
             if isinstance(dev, AdbPhone) else []
         native += [f"{b} (runner dir)" for b in local_bins if not any(n.startswith(b) for n in native)]
-        android = facts.get("android_release")
-        sdk = facts.get("android_sdk")
-        table.add_row(spec, state, str(facts.get("model") or "?"), str(facts.get("soc") or "?"),
-                      f"{android} (SDK {sdk})" if android else "–", str(facts.get("abi") or "?"), _clusters(facts),
-                      str(facts.get("governor") or "–"), py, ", ".join(native) or "none")
+        android, sdk = facts.get("android_release"), facts.get("android_sdk")
+        soc = " / ".join(dict.fromkeys(str(v) for v in (facts.get("soc"), facts.get("board_platform")) if v))
+        columns.append([state, str(facts.get("model") or "?"), soc or "?",
+                        f"{android} (SDK {sdk})" if android else "–", str(facts.get("abi") or "?"),
+                        _clusters(facts), str(facts.get("governor") or "–"), py, ", ".join(native) or "none"])
+    # Devices as columns (like the latency tables): fields stay readable on a narrow terminal.
+    table = Table("", *(spec for _, spec, _ in rows), show_lines=False)
+    for i, name in enumerate(fields):
+        table.add_row(name, *(col[i] for col in columns))
     console.print(table)
 
 
