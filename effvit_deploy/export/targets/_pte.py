@@ -3,8 +3,8 @@
 The program is deserialized with ExecuTorch's own reader (`deserialize_pte_binary`, which also pulls delegate
 segments back inline). Each XNNPACK delegate blob is an `XH00` header followed by an XNNGraph flatbuffer; we decode
 it to JSON with the flatc that ships inside the executorch wheel and the schema.fbs beside the XNNPACK serializer,
-and count `xnode_union_type`s (XNNConv2d, XNNHardswish, ...). These are the ops XNNPACK will actually run, including
-the layout transposes the delegate inserts itself.
+and count `xnode_union_type`s (XNNConv2d, XNNHardswish, ...) and tensor value datatypes (fp32, fp16, qint8, ...).
+These are the ops XNNPACK will actually run, including the layout transposes the delegate inserts itself.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _XNODE = re.compile(rb'"xnode_union_type"\s*:\s*"(\w+)"')
+_DATATYPE = re.compile(rb'"datatype"\s*:\s*"xnn_datatype_(\w+)"')
 
 
 @dataclass
@@ -24,6 +25,7 @@ class PteCensus:
     backends: Counter = field(default_factory=Counter)
     kernels: Counter = field(default_factory=Counter)  # portable/optimized kernels outside any delegate
     delegated: Counter = field(default_factory=Counter)  # XNNPACK node types inside the delegates
+    value_dtypes: Counter = field(default_factory=Counter)  # XNNPACK tensor values (activations, weights) by dtype
 
 
 def read(path: Path, method: str = "forward") -> PteCensus:
@@ -44,11 +46,14 @@ def read(path: Path, method: str = "forward") -> PteCensus:
                 census.kernels[f"{op.name}.{op.overload}" if op.overload else op.name] += 1
     for delegate in plan.delegates:
         if delegate.id == "XnnpackBackend" and delegate.processed.location.name == "INLINE":
-            census.delegated.update(_xnn_nodes(program.backend_delegate_data[delegate.processed.index].data))
+            nodes, dtypes = _xnn_graph(program.backend_delegate_data[delegate.processed.index].data)
+            census.delegated.update(nodes)
+            census.value_dtypes.update(dtypes)
     return census
 
 
-def _xnn_nodes(blob: bytes) -> Counter:
+def _xnn_graph(blob: bytes) -> tuple[Counter, Counter]:
+    """(node type -> count, tensor value dtype -> count) of one XNNPACK delegate blob."""
     from executorch.backends.xnnpack.serialization.xnnpack_graph_serialize import XNNHeader, _get_schema_bytes
     from executorch.exir._serialize._flatbuffer import _flatc_decompile
 
@@ -60,4 +65,4 @@ def _xnn_nodes(blob: bytes) -> Counter:
         binary.write_bytes(graph)
         _flatc_decompile(tmp, str(schema), str(binary), ["--raw-binary"])
         text = Path(tmp, "graph.json").read_bytes()
-    return Counter(m.decode() for m in _XNODE.findall(text))
+    return Counter(m.decode() for m in _XNODE.findall(text)), Counter(m.decode() for m in _DATATYPE.findall(text))

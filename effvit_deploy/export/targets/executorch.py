@@ -6,6 +6,10 @@
   covers fp16 tensors). ExecuTorch 1.4.1's XNNPACK partitioner does not delegate dtype conversions
   (`ToDimOrderCopyConfig` rejects them), so each fp16<->fp32 cast (the I/O casts and LiteMLA's fp32 attention casts)
   runs as a portable kernel between XNNPACK partitions. `census` shows them as `dim_order_ops::_to_dim_order_copy.out`.
+  Also, 1.4.1's XNNPACK serializer stores convolution filters as fp32 even in fp16 graphs (`op_conv2d.py`,
+  `force_fp32=True`; XNNPACK converts them when it packs weights at load), so only linear weights shrink: an fp16
+  .pte is barely smaller than the fp32 one. Activations are fp16 (census `delegated_dtypes` counts XNNPACK tensor
+  values by dtype).
 - Census from the .pte itself (`_pte.read`): partitions = delegate calls in `forward`, undelegated = portable kernels
   called outside delegates, ops = XNNPACK node types inside the delegates + those kernels. `convert` also returns
   `{"lowered_ops": {"aten.hardswish.default": n, ...}}`: the edge-dialect ops that went into the delegates, which the
@@ -102,6 +106,7 @@ class ExecutorchTarget:
             "total_ops": sum(ops.values()),
             "undelegated": dict(sorted(found.kernels.items())),
             "backends": dict(found.backends),
+            "delegated_dtypes": dict(sorted(found.value_dtypes.items())),
         }
 
     def versions(self) -> dict[str, str]:

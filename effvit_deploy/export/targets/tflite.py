@@ -128,15 +128,17 @@ def _is_nhwc(shape: tuple[int, ...]) -> bool:
 
 @contextlib.contextmanager
 def _litert_progress_off() -> Iterator[None]:
-    """litert-torch and the AI Edge Quantizer draw progress bars on stderr; the pipeline reports progress itself."""
-    switches = {"LITERT_TORCH_SHOW_PROGRESS": "n", "TQDM_DISABLE": "1"}
-    before = {key: os.environ.get(key) for key in switches}
-    os.environ.update(switches)
+    """litert-torch draws progress lines on stderr; the pipeline reports progress itself.
+
+    (The AI Edge Quantizer's tqdm bars in fp16 conversions pass `disable=` explicitly, so no switch silences them.)
+    """
+    key = "LITERT_TORCH_SHOW_PROGRESS"
+    before = os.environ.get(key)
+    os.environ[key] = "n"
     try:
         yield
     finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
