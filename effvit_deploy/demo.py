@@ -1,0 +1,106 @@
+"""`python -m effvit_deploy.demo` (what `make demo` runs): the model zoo, then a quick latency sweep on this machine.
+
+1. The zoo table: params and MACs of every registered model at 224 and 512 (`effvit_deploy.models.table`).
+2. `bench/sweeps/quick.toml` on `local`: export what is missing to `export/` (cached: a second demo converts nothing),
+   measure every configuration in a fresh process pinned with taskset, append records to
+   `bench/results/quick.jsonl` (a second demo only measures what is missing; `--rerun` measures everything again).
+3. The latency table (`effvit_deploy.bench.report`), the same one `effvit-bench report` prints.
+
+Everything goes through the library, exactly what `effvit-bench run --device local --sweep bench/sweeps/quick.toml`
+does from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import EffvitError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def zoo() -> str:
+    """Markdown zoo table at 224 and 512 for every model in `models.names()`."""
+    from .models.table import to_markdown, zoo_rows
+
+    return to_markdown(zoo_rows(["224", "512"]))
+
+
+def quick_sweep(*, sweep: Path, device: str, out_dir: Path, export_dir: Path, rerun: bool) -> tuple[str, bool]:
+    """Export + measure + report. Returns (markdown table, all measurements succeeded)."""
+    from .bench import engine, report
+    from .bench.devices import open_devices
+    from .bench.store import ResultStore
+    from .bench.sweep import load_sweep
+
+    spec = load_sweep(sweep)
+    options = engine.RunOptions.from_sweep(spec, rerun=rerun)
+    plans = engine.plan_sweep(open_devices([device]), spec, options)
+    for plan in plans:
+        mask, basis = next(iter(plan.masks.values()))
+        _say(f"device {plan.device.spec}: {plan.facts.get('model')}, CPUs {plan.device.cpus()}, mask {mask} ({basis})")
+
+    def on_export(event: engine.ProgressEvent) -> None:
+        if event.label != "done":
+            _say(f"  export [{event.index + 1}/{event.total}] {event.label}")
+
+    _say(f"exporting the {len({c.artifact_key for c in spec.configurations})} artifacts of sweep {spec.name} "
+         f"to {export_dir}/ (cached ones are reused)")
+    artifacts, seconds = engine.export_artifacts(spec.configurations, export_dir, progress=on_export)
+    _say(f"  exports ready in {seconds:.1f}s")
+
+    def on_progress(event: engine.ProgressEvent) -> None:
+        if event.kind == "done" and event.record is not None:
+            rec = event.record
+            result = f"{rec.stats['median_ms']:.2f} ms median" if rec.ok and rec.stats else f"FAILED: {rec.error}"
+            _say(f"  [{event.index}/{event.total}] {event.label}: {result}")
+        elif event.kind == "skip":
+            _say(f"  [{event.index + 1}/{event.total}] {event.label}: already measured")
+        elif event.kind == "device-error":
+            _say(f"  {event.device} stopped: {event.label}")
+
+    results = engine.results_path(out_dir, spec.name)
+    _say(f"measuring {len(spec.configurations)} configurations (runs={spec.runs}, warmup={spec.warmup}) → {results}")
+    summary = engine.run_sweep(plans, artifacts, ResultStore(results), options, progress=on_progress)
+    _say(f"  {summary.measured} measured, {summary.failed} failed, {summary.skipped} already in {results} "
+         f"in {summary.seconds:.1f}s")
+    table = report.render(list(ResultStore(results).records()), "md")
+    return table, not summary.failed and not summary.device_errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m effvit_deploy.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--sweep", type=Path, default=ROOT / "bench/sweeps/quick.toml")
+    parser.add_argument("--device", default="local", help="local, adb:SERIAL or adb:HOST:PORT")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
+    parser.add_argument("--export-dir", type=Path, default=Path("export"))
+    parser.add_argument("--rerun", action="store_true", help="measure again what the results file already has")
+    parser.add_argument("--skip-zoo", action="store_true", help="do not print the zoo table")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        if not args.skip_zoo:
+            _say("model zoo: params and MACs (effvit_deploy.models.profile)")
+            print("## Model zoo\n\n" + zoo() + "\n", flush=True)
+        table, ok = quick_sweep(sweep=args.sweep, device=args.device, out_dir=args.out, export_dir=args.export_dir,
+                                rerun=args.rerun)
+    except EffvitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished results are kept", file=sys.stderr)
+        return 130
+    print(table if table.endswith("\n") else table + "\n", flush=True)
+    _say(f"demo finished in {time.perf_counter() - started:.0f}s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
