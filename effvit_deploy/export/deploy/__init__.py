@@ -1,0 +1,79 @@
+"""Deploy form: pure rewrites of a PyTorch model into the same function with a graph mobile converters map cleanly.
+
+>>> from effvit_deploy import models
+>>> from effvit_deploy.export.deploy import to_deploy_form
+>>> deploy, info = to_deploy_form(models.build("efficientvit-b1"), (512, 512))
+>>> info["optimizations"], info["attention"][0]["order"]
+(['fold_bn', 'attention_deploy_form'], 'linear')
+
+Passes, in order (one rewrite per file): `fold_batch_norm.FoldBatchNormPass` (BN into the preceding conv) and
+`lite_mla_deploy.LiteMLADeployPass` (LiteMLA -> DeployLiteMLA, matmul order fixed per resolution). Hard-swish stays an
+`nn.Hardswish` module: every converter maps it to one op. Nothing here knows about export targets.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from torch import nn
+
+from effvit_deploy.errors import InvalidInputError
+from effvit_deploy.export.deploy._base import DeployContext, DeployPass, PassResult
+from effvit_deploy.export.deploy.fold_batch_norm import FoldBatchNormPass
+from effvit_deploy.export.deploy.lite_mla_deploy import DeployLiteMLA, LiteMLADeployPass
+
+__all__ = ["to_deploy_form", "DEFAULT_PASSES", "DeployLiteMLA", "DeployContext", "PassResult", "PRECISIONS"]
+
+DEFAULT_PASSES: tuple[DeployPass, ...] = (FoldBatchNormPass(), LiteMLADeployPass())
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def to_deploy_form(
+    model: nn.Module, resolution: tuple[int, int], *, precision: str = "fp32"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """A new module in deploy form for inputs of `resolution`, and what was done to it.
+
+    The input model is deep-copied and never modified. The result is in eval mode with float32 parameters for every
+    precision: the fp16 targets cast the module themselves, and `DeployLiteMLA` then runs its matmuls and division
+    in fp32 (it casts whenever its input is not fp32); int8 quantizers start from the float deploy form.
+
+    Args:
+        model: any module; the passes rewrite what they recognise (BN after conv, LiteMLA) and leave the rest.
+        resolution: input (height, width); fixes each attention's token count and hence its matmul order.
+        precision: "fp32", "fp16" or "int8" (recorded; the returned module is float32 in every case).
+
+    Returns:
+        (module, info) with info = {"optimizations": [pass names that changed something], "attention": [{"module",
+        "tokens", "dim", "order", "groups"} per LiteMLA], "folded_bn": n, "precision": precision}.
+
+    Raises:
+        InvalidInputError: resolution is not two positive ints, or precision is unknown.
+    """
+    size = _check_resolution(resolution)
+    if precision not in PRECISIONS:
+        raise InvalidInputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    ctx = DeployContext(resolution=size, precision=precision)
+    new = copy.deepcopy(model).eval()
+    info: dict[str, Any] = {"optimizations": [], "attention": [], "folded_bn": 0, "precision": precision}
+    for deploy_pass in DEFAULT_PASSES:
+        result = deploy_pass(new, ctx)
+        if not result.modified:
+            continue
+        info["optimizations"].append(deploy_pass.name)
+        if isinstance(deploy_pass, FoldBatchNormPass):
+            info["folded_bn"] = len(result.records)
+        elif isinstance(deploy_pass, LiteMLADeployPass):
+            info["attention"] = result.records
+    return new, info
+
+
+def _check_resolution(resolution: object) -> tuple[int, int]:
+    """(H, W) as two positive ints; anything else is the caller's mistake, named in the message."""
+    if (
+        isinstance(resolution, tuple | list)
+        and len(resolution) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resolution)
+    ):
+        return int(resolution[0]), int(resolution[1])
+    raise InvalidInputError(f"resolution must be (height, width) as two positive integers, got {resolution!r}")

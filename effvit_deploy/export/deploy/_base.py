@@ -1,0 +1,42 @@
+"""What every deploy pass shares: the request it runs for and the result it reports.
+
+A pass is a small class with a `name` (the string recorded in the manifest's `optimizations`) and
+`__call__(model, ctx) -> PassResult`. It rewrites the module it is given in place: `to_deploy_form` hands it a deep
+copy, so the caller's model is never touched. Unsupported patterns are skipped, never raised (STYLE rule 10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DeployContext:
+    """The static facts a pass may specialise on: input resolution (H, W) and target precision."""
+
+    resolution: tuple[int, int]
+    precision: str = "fp32"
+
+
+@dataclass
+class PassResult:
+    """`modified` says whether the pass changed anything; `records` carries per-module facts for the manifest."""
+
+    modified: bool
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+class DeployPass(Protocol):
+    name: str
+
+    def __call__(self, model: nn.Module, ctx: DeployContext) -> PassResult: ...
+
+
+def set_submodule(root: nn.Module, qualified_name: str, new: nn.Module) -> None:
+    """Replace the submodule at dotted path `qualified_name` (ModuleList/Sequential indices included)."""
+    parent_name, _, child = qualified_name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)

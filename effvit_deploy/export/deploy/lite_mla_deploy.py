@@ -1,0 +1,247 @@
+"""Replaces each LiteMLA with `DeployLiteMLA`: the same function, with plumbing a mobile converter maps cleanly.
+
+Why: converted as built, LiteMLA becomes per layer 1 CONCATENATION + 3 TRANSPOSE + 5 SLICE + 1 PADV2 around its two
+BATCH_MATMULs in TFLite, and PADV2 (the ones row padded onto v for the normaliser) is not supported by XNNPACK, so every
+LiteMLA splits the graph into another delegate partition (8 partitions for EfficientViT-B1). The rewrite, worked out by
+converting candidates with litert-torch and counting ops (bench/inspect_tflite_graph.py):
+
+- q, k, v come from three 1x1 convs instead of one conv with per-head interleaved channels [q k v | q k v | ...]; the
+  multi-scale branch (depthwise 5x5, grouped 1x1 with groups = heads) is split the same way, weights gathered from
+  the official tensors. No SLICE is left: each of q, k, v is one `cat([identity, scale branches])` in NHWC followed
+  by the layout TRANSPOSE into head-major (groups, dim, tokens) that any per-head batched matmul needs.
+- The normaliser comes without the ones row: ks = Σ_tokens k (SUM), den = ks·q (BATCH_MATMUL), out = num / (den + eps).
+- Transposed operands are written as `matmul(a, b.transpose(-1, -2))`, which litert maps to BATCH_MATMUL adj_x/adj_y
+  flags (XNNPACK delegates both), so the attention core has no TRANSPOSE.
+- Matmul order is fixed from the static token count N at this resolution: linear (v·kᵀ)·q, O(N·d²), when N > d, else
+  quadratic v·(kᵀ·q), O(N²·d). The normaliser is ks·q either way, so the quadratic form divides the (d, N) result
+  rather than the (N, N) map (the same numbers in exact arithmetic).
+- The grouped 1x1 of v's multi-scale branch is folded into the proj conv (v enters the output linearly and the
+  division is per token, so proj·(W_v v_dw ⋯)/den = (proj·W_v)·(v_dw ⋯)/den): one conv fewer, no extra MACs.
+- Softmax twin: the 1/√d scale is folded into q's weights, scores are qᵀk (BATCH_MATMUL adj_x) so the softmax runs on
+  the last axis (keys), and out = v·attᵀ (adj_y).
+- ReLU is applied per branch, so on the scale branches it fuses into the grouped conv.
+- fp16: when the module runs in half precision, q, k, v are cast to fp32 before the matmuls and the result back after
+  the division (official issue #110: the normaliser overflows in fp16); the convs stay in the module's dtype.
+
+What remains in TFLite per LiteMLA: one TRANSPOSE for each of q, k, v (NHWC -> head-major) and one for the output
+(head-major -> NHWC before proj). They are the layout boundary between the conv world (NHWC) and per-head batched
+matmuls (heads leading); avoiding them would need a dense (all heads at once, block-masked) matmul with `heads`
+times the attention MACs.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from effvit_deploy.export.deploy._base import DeployContext, PassResult, set_submodule
+from effvit_deploy.export.deploy._shapes import input_sizes
+from effvit_deploy.export.deploy.fold_batch_norm import can_fold, fold_conv_bn
+from effvit_deploy.models.efficientvit import ConvLayer, LiteMLA
+
+ORDERS = ("linear", "quadratic", "softmax")
+
+
+def attention_order(tokens: int, dim: int, softmax: bool) -> str:
+    """The official rule: linear (KᵀV first) when the token count exceeds the head dim, quadratic otherwise."""
+    if softmax:
+        return "softmax"
+    return "linear" if tokens > dim else "quadratic"
+
+
+class DeployLiteMLA(nn.Module):
+    """LiteMLA in deploy form (see module docstring); build it with `from_lite_mla`."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        eps: float,
+        order: str,
+        projections: nn.ModuleList,
+        branches: nn.ModuleList,
+        proj: nn.Module,
+    ) -> None:
+        super().__init__()
+        assert order in ORDERS, order
+        self.dim, self.heads, self.eps, self.order = dim, heads, eps, order
+        # projections[i] / branches[i] for i = q, k, v; branches[i] holds one module per multi-scale branch.
+        self.projections = projections
+        self.branches = branches
+        self.proj = proj
+
+    @property
+    def groups(self) -> int:
+        """Head groups per image: the identity heads plus one set per multi-scale branch."""
+        return self.heads * (1 + len(self.branches[0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        kernel = self.order != "softmax"  # the ReLU kernel of linear attention; the softmax twin has none
+        q = self._head_major(x, 0, relu=kernel)
+        k = self._head_major(x, 1, relu=kernel)
+        v = self._head_major(x, 2, relu=False)
+        if self.order == "softmax":
+            att = torch.softmax(torch.matmul(q.transpose(-1, -2), k), dim=-1)  # (G, N_q, N_k), scale folded into q
+            out = torch.matmul(v, att.transpose(-1, -2))
+        else:
+            den = torch.matmul(k.sum(dim=-1).unsqueeze(1), q) + self.eps  # (G, 1, N): Σ_m k_m·q_n
+            if self.order == "linear":
+                num = torch.matmul(torch.matmul(v, k.transpose(-1, -2)), q)  # (d x d) first: O(N d²)
+            else:
+                num = torch.matmul(v, torch.matmul(k.transpose(-1, -2), q))  # (N x N) first: O(N² d)
+            out = num / den
+        return self.proj(out.to(x.dtype).reshape(batch, -1, height, width))
+
+    def _head_major(self, x: torch.Tensor, which: int, relu: bool) -> torch.Tensor:
+        """q, k or v of every head group as (B*groups, dim, H*W), in fp32 whatever the module's dtype."""
+        y = self.projections[which](x)
+        parts = [y] + [branch(y) for branch in self.branches[which]]
+        if relu:
+            parts = [F.relu(part) for part in parts]
+        t = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        t = t.reshape(-1, self.dim, t.shape[-2] * t.shape[-1])
+        return t if t.dtype == torch.float32 else t.float()
+
+    @classmethod
+    def from_lite_mla(cls, m: LiteMLA, tokens: int) -> DeployLiteMLA | None:
+        """The deploy form of `m` for a feature map of `tokens` positions, or None if `m` has an unexpected layout."""
+        if not _supported(m):
+            return None
+        dim, heads = m.dim, m.heads
+        qkv = m.qkv.conv if m.qkv.norm is None else fold_conv_bn(m.qkv.conv, m.qkv.norm)
+        scale = dim**-0.5 if m.softmax else 1.0
+        # Official channel layout: head h owns 3*dim consecutive channels [q(dim) k(dim) v(dim)].
+        layout = torch.arange(3 * heads * dim).reshape(heads, 3, dim)
+        projections, branches = nn.ModuleList(), nn.ModuleList()
+        for which in range(3):
+            index = layout[:, which].reshape(-1)
+            # The softmax scale on q's projection carries through the (linear) branch convs; only biases need it too.
+            factor = scale if which == 0 else 1.0
+            projections.append(_gather_conv(qkv, index, factor, factor))
+            scale_branches = nn.ModuleList()
+            for agg in m.aggreg:
+                depthwise = _gather_conv(agg[0], index, 1.0, factor)
+                if which == 2 and agg[1].bias is None:
+                    scale_branches.append(depthwise)  # v's grouped 1x1 is folded into proj below
+                else:
+                    scale_branches.append(nn.Sequential(depthwise, _gather_conv(agg[1], index, 1.0, factor)))
+            branches.append(scale_branches)
+        proj = _fold_value_mixing(m, _proj_folded(m.proj))
+        return cls(dim, heads, m.eps, attention_order(tokens, dim, m.softmax), projections, branches, proj)
+
+
+class LiteMLADeployPass:
+    """Swap every LiteMLA for DeployLiteMLA, with the matmul order fixed for its token count at ctx.resolution."""
+
+    name = "attention_deploy_form"
+
+    def __call__(self, model: nn.Module, ctx: DeployContext) -> PassResult:
+        targets = [(name, m) for name, m in model.named_modules() if type(m) is LiteMLA]
+        if not targets:
+            return PassResult(modified=False)
+        sizes = input_sizes(model, ctx.resolution, LiteMLA)
+        records = []
+        for name, m in targets:
+            if name not in sizes:
+                continue  # not reached by forward (an unused module): nothing to specialise on
+            height, width = sizes[name]
+            new = DeployLiteMLA.from_lite_mla(m, tokens=height * width)
+            if new is None:
+                continue
+            set_submodule(model, name, new.train(m.training))
+            records.append(
+                {"module": name, "tokens": height * width, "dim": m.dim, "order": new.order, "groups": new.groups}
+            )
+        return PassResult(modified=bool(records), records=records)
+
+
+def _supported(m: LiteMLA) -> bool:
+    """The layout the rewrite assumes: bare 1x1 qkv conv, ReLU kernel, aggreg = (depthwise, grouped 1x1) per scale."""
+    total = m.heads * m.dim
+    qkv_ok = (
+        m.qkv.act is None
+        and (m.qkv.norm is None or can_fold(m.qkv.conv, m.qkv.norm))
+        and m.qkv.conv.out_channels == 3 * total
+        and m.qkv.conv.groups == 1
+    )
+    kernel_ok = m.softmax or type(m.kernel_func) is nn.ReLU
+    aggreg_ok = all(
+        len(agg) == 2
+        and type(agg[0]) is nn.Conv2d
+        and type(agg[1]) is nn.Conv2d
+        and agg[0].groups == agg[0].in_channels == agg[0].out_channels == 3 * total
+        and agg[1].groups == 3 * m.heads
+        and agg[1].in_channels == agg[1].out_channels == 3 * total
+        and agg[1].kernel_size == (1, 1)
+        for agg in m.aggreg
+    )
+    proj_ok = type(m.proj.conv) is nn.Conv2d and m.proj.conv.groups == 1
+    return qkv_ok and kernel_ok and aggreg_ok and proj_ok
+
+
+@torch.no_grad()
+def _gather_conv(conv: nn.Conv2d, index: torch.Tensor, weight_scale: float, bias_scale: float) -> nn.Conv2d:
+    """The conv computing output channels `index` of `conv`, weight and bias multiplied by the given scales.
+
+    Dense convs keep all inputs; depthwise convs take the matching inputs; a grouped conv keeps the groups the
+    selected outputs belong to (the index must select whole groups, in order within each group).
+    """
+    out_channels = len(index)
+    if conv.groups == 1:
+        in_channels, groups = conv.in_channels, 1
+    else:
+        group_out = conv.out_channels // conv.groups
+        groups = out_channels // group_out
+        in_channels = groups * (conv.in_channels // conv.groups)
+    new = nn.Conv2d(
+        in_channels,
+        out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        groups,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
+    new.weight.copy_(conv.weight[index] * weight_scale)
+    if conv.bias is not None:
+        new.bias.copy_(conv.bias[index] * bias_scale)
+    return new
+
+
+def _proj_folded(layer: ConvLayer) -> ConvLayer:
+    """A copy of proj with its BatchNorm folded (if any), so its weight can be rewritten without touching `layer`."""
+    new = copy.deepcopy(layer)
+    if new.norm is not None and can_fold(new.conv, new.norm):
+        new.conv, new.norm = fold_conv_bn(new.conv, new.norm), None
+    return new
+
+
+@torch.no_grad()
+def _fold_value_mixing(m: LiteMLA, proj: ConvLayer) -> ConvLayer:
+    """Fold v's grouped 1x1 of every scale branch into the proj columns that read that branch's heads.
+
+    For head g of branch s: proj_g · (W_g v_dw ⋯) / den = (proj_g · W_g) · (v_dw ⋯) / den, since v enters the
+    attention output linearly and the division is per token. Skipped (the grouped conv stays) when it has a bias.
+    """
+    dim, heads = m.dim, m.heads
+    total = heads * dim
+    v_index = torch.arange(3 * total).reshape(heads, 3, dim)[:, 2].reshape(-1)
+    weight = proj.conv.weight.double()  # (C_out, (1 + scales) * total, kh, kw)
+    for s, agg in enumerate(m.aggreg, start=1):
+        if agg[1].bias is not None:
+            continue
+        mixing = agg[1].weight[v_index, :, 0, 0].double().reshape(heads, dim, dim)  # [g, out i, in j]
+        cols = weight[:, s * total : (s + 1) * total]
+        cols = cols.reshape(cols.shape[0], heads, dim, *cols.shape[2:])
+        folded = torch.einsum("ogi...,gij->ogj...", cols, mixing)
+        weight[:, s * total : (s + 1) * total] = folded.reshape(weight.shape[0], total, *weight.shape[2:])
+    proj.conv.weight.copy_(weight.to(proj.conv.weight.dtype))
+    return proj
