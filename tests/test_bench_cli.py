@@ -247,3 +247,18 @@ def test_report_formats(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text(json.dumps({"hello": 1}) + "\n")
     code, _, err = cli("report", tmp_path / "bad.jsonl")
     assert code == 2 and "bad.jsonl:1" in one_error_line(err)
+
+
+def test_demo_runs_a_sweep_through_the_library(tiny_exports: list[Configuration], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from effvit_deploy import demo
+
+    sweep = tmp_path / "demo.toml"
+    sweep.write_text('[sweep]\nname = "demo"\nruns = 2\nwarmup = 1\n\n[[group]]\nmodels = ["efficientvit-b0"]\n'
+                     'resolutions = [224]\ntargets = ["tflite"]\nthreads = [1]\n')
+    args = ["--sweep", str(sweep), "--out", str(tmp_path), "--export-dir", str(tmp_path / "e"), "--skip-zoo"]
+    assert demo.main(args) == 0
+    out, err = capsys.readouterr()
+    assert "efficientvit-b0" in out and "[1/1] efficientvit-b0 224x224 tflite fp32 t1:" in err
+    assert demo.main(args) == 0 and "already measured" in capsys.readouterr().err
+    assert demo.main([*args, "--device", "phone"]) == 2

@@ -378,3 +378,23 @@ def test_find_binary_names_the_expected_path(tmp_path: Path) -> None:
         find_binary(tmp_path, "executorch")
     with pytest.raises(MissingFileError, match="pass --runner-dir"):
         find_binary(None, "tflite")
+
+
+# --- the Python runner file is self-contained ------------------------------------------------------------------------
+
+
+def test_python_runner_imports_only_stdlib_numpy_and_runtimes() -> None:
+    """The file is pushed alone to phones: it must not import effvit_deploy (or anything else non-standard)."""
+    import ast
+    import sys
+
+    from effvit_deploy.bench import python_runner
+
+    tree = ast.parse(Path(python_runner.__file__).read_text())
+    modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    modules |= {m for m in python_runner._IMPORTS["tflite"] + python_runner._IMPORTS["onnx"]}
+    runtimes = ("numpy", "ai_edge_litert", "tflite_runtime", "onnxruntime", "executorch", "torch")
+    foreign = {m for m in modules if m.split(".")[0] not in sys.stdlib_module_names and not m.startswith(runtimes)}
+    assert not foreign, foreign
+    assert not any(node.level for node in ast.walk(tree) if isinstance(node, ast.ImportFrom))  # no relative imports

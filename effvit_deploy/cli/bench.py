@@ -80,8 +80,10 @@ def _spec(sweep: Path | None, model: list[str] | None, resolution: list[str] | N
 
 
 def _setup_logging(console: Console, verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+    """Our warnings (and with -v our info) on stderr; third-party libraries (torch, torchao) only on errors."""
+    logging.basicConfig(level=logging.ERROR, format="%(message)s",
                         handlers=[RichHandler(console=console, show_time=False, show_path=False)], force=True)
+    logging.getLogger("effvit_deploy").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command()
