@@ -234,6 +234,33 @@ def test_onnx_keeps_tiny_epsilon(tmp_path: Path) -> None:
     assert backend.census(path)["ops"]["Add"] == 1
 
 
+class _HeadLike(nn.Module):
+    """Linear + LayerNorm + hard-swish on a 1280-wide vector, like the classifier head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear, self.norm, self.act = nn.Linear(256, 1280, bias=False), nn.LayerNorm(1280), nn.Hardswish()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.linear(x)))
+
+
+@pytest.mark.parametrize("target", ["onnx", "executorch"])
+def test_fp16_layer_norm_is_accurate(tmp_path: Path, target: str) -> None:
+    """fp16 exports keep LayerNorm in fp32; ExecuTorch 1.4.1's fp16 layer-norm kernel gave cosine ~0.7 here."""
+    torch.manual_seed(0)
+    model = _HeadLike().eval()
+    x = torch.randn(1, 256) * 3
+    backend = get_target(target)
+    path = tmp_path / f"head{backend.suffix}"
+    backend.convert(model, x, path, precision="fp16")
+    with torch.no_grad():
+        ref = model(x).numpy()
+    _, cos, _ = parity(backend.load_runner(path)(x.numpy()), ref)
+    assert cos >= 0.999, cos
+    assert not any(isinstance(m, nn.LayerNorm) and m.weight.dtype != torch.float32 for m in model.modules())
+
+
 class _PadOnes(nn.Module):
     """conv -> pad with ones (TFLite PADV2, which XNNPACK does not take) -> conv: two XNNPACK partitions."""
 

@@ -42,6 +42,22 @@ class Fp32IO(nn.Module):
         return self.inner(x.half()).float()
 
 
+class Fp32LayerNorm(nn.Module):
+    """LayerNorm kept in float32 inside an fp16 network, like the attention.
+
+    Mean and variance lose too much in fp16, and ExecuTorch 1.4.1's portable fp16 `native_layer_norm` kernel is
+    plainly wrong (cosine 0.09-0.7 against PyTorch on a 1280-wide vector; upstream PR pytorch/executorch#16727 moved
+    the norms to fp32 accumulation), which took efficientvit-b0's logits to cosine 0.945.
+    """
+
+    def __init__(self, norm: nn.LayerNorm) -> None:
+        super().__init__()
+        self.norm = norm.float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.float()).to(x.dtype)
+
+
 def check_options(target: str, precisions: tuple[str, ...], precision: str, nhwc: bool, *, nhwc_ok: bool) -> None:
     """Raise InvalidInputError for a precision the target does not take or an NHWC request it cannot honour."""
     if precision not in precisions:
@@ -62,15 +78,27 @@ def require(module: str, target: str) -> ModuleType:
 
 
 def prepare(module: nn.Module, precision: str) -> nn.Module:
-    """A private eval-mode copy to convert (the caller's module is never touched); fp16 = half weights, fp32 I/O.
+    """A private eval-mode float32 copy to convert; for fp16, half weights behind float32 I/O.
 
-    Attention stays fp32 in fp16 exports because EfficientViT's LiteMLA casts its q/k/v to float32 itself (as the
-    official code does); this helper does not need to know about it.
+    The caller's module is never touched and may be in either dtype. fp16 precision policy: everything half except
+    LayerNorms (kept fp32 here, see Fp32LayerNorm) and attention, which EfficientViT's LiteMLA already computes in
+    fp32 by casting its q/k/v itself (as the official code does), so this helper does not need to know about it.
     """
-    work = copy.deepcopy(module).eval()
+    work = copy.deepcopy(module).float().eval()
     if precision == "fp16":
-        work = Fp32IO(work.half()).eval()
+        work = Fp32IO(_layer_norms_in_fp32(work.half())).eval()
     return work
+
+
+def _layer_norms_in_fp32(module: nn.Module) -> nn.Module:
+    """Replace every nn.LayerNorm of a half module by an Fp32LayerNorm holding it in float32 (in place)."""
+    if isinstance(module, nn.LayerNorm):
+        return Fp32LayerNorm(module)
+    for parent in list(module.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, nn.LayerNorm):
+                setattr(parent, name, Fp32LayerNorm(child))
+    return module
 
 
 def first_line(exc: BaseException) -> str:
