@@ -338,6 +338,18 @@ def test_missing_converter_names_pip_extra(
 
 
 @pytest.mark.parametrize(
+    ("target", "hidden"), [("onnx", "onnxruntime"), ("tflite", "litert_torch"), ("executorch", "executorch.runtime")]
+)
+def test_versions_fail_early_when_a_runtime_is_missing(
+    monkeypatch: pytest.MonkeyPatch, target: str, hidden: str
+) -> None:
+    """The pipeline calls versions() before any work so that a missing package stops it at once."""
+    monkeypatch.setitem(sys.modules, hidden, None)
+    with pytest.raises(MissingDependencyError, match=rf"pip install 'effvit-deploy\[{target}\]'"):
+        get_target(target).versions()
+
+
+@pytest.mark.parametrize(
     ("target", "hidden"),
     [
         ("onnx", ["onnxruntime"]),

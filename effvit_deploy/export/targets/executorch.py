@@ -110,6 +110,9 @@ class ExecutorchTarget:
         }
 
     def versions(self) -> dict[str, str]:
+        """Tool versions that shape the artifact; imports them first, so a missing one raises MissingDependencyError."""
+        for module in ("executorch.exir", "executorch.runtime"):
+            require(module, self.name)
         return package_versions("torch", "executorch")
 
 

@@ -129,6 +129,9 @@ class OnnxTarget:
         }
 
     def versions(self) -> dict[str, str]:
+        """Tool versions that shape the artifact; imports them first, so a missing one raises MissingDependencyError."""
+        for module in ("onnx", "onnxscript", "onnxsim", "onnxruntime"):
+            require(module, self.name)
         return package_versions("torch", "onnx", "onnxscript", "onnxsim", "onnxruntime")
 
 

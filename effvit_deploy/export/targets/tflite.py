@@ -107,6 +107,9 @@ class TfliteTarget:
         }
 
     def versions(self) -> dict[str, str]:
+        """Tool versions that shape the artifact; imports them first, so a missing one raises MissingDependencyError."""
+        for module in ("litert_torch", "ai_edge_litert.interpreter"):
+            require(module, self.name)
         return package_versions("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer")
 
 
