@@ -4,11 +4,13 @@
 >>> from effvit_deploy.export.deploy import to_deploy_form
 >>> deploy, info = to_deploy_form(models.build("efficientvit-b1"), (512, 512))
 >>> info["optimizations"], info["attention"][0]["order"]
-(['fold_bn', 'attention_deploy_form'], 'linear')
+(['fold_bn', 'attention_deploy_form', 'decompose_layer_norm'], 'linear')
 
-Passes, in order (one rewrite per file): `fold_batch_norm.FoldBatchNormPass` (BN into the preceding conv) and
-`lite_mla_deploy.LiteMLADeployPass` (LiteMLA -> DeployLiteMLA, matmul order fixed per resolution). Hard-swish stays an
-`nn.Hardswish` module: every converter maps it to one op. Nothing here knows about export targets.
+Passes, in order (one rewrite per file): `fold_batch_norm.FoldBatchNormPass` (BN into the preceding conv),
+`lite_mla_deploy.LiteMLADeployPass` (LiteMLA -> DeployLiteMLA, matmul order fixed per resolution) and
+`decompose_layer_norm.DecomposeLayerNormPass` (LayerNorm as ops every XNNPACK partitioner takes). Hard-swish stays an
+`nn.Hardswish` module: every converter maps it to one op. The passes are plain module rewrites; what they buy on each
+runtime is measured in bench/inspect_tflite_graph.py.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from torch import nn
 
 from effvit_deploy.errors import InvalidInputError
 from effvit_deploy.export.deploy._base import DeployContext, DeployPass, PassResult
+from effvit_deploy.export.deploy.decompose_layer_norm import DecomposeLayerNormPass
 from effvit_deploy.export.deploy.fold_batch_norm import FoldBatchNormPass
 from effvit_deploy.export.deploy.lite_mla_deploy import DeployLiteMLA, LiteMLADeployPass
 
 __all__ = ["to_deploy_form", "DEFAULT_PASSES", "DeployLiteMLA", "DeployContext", "PassResult", "PRECISIONS"]
 
-DEFAULT_PASSES: tuple[DeployPass, ...] = (FoldBatchNormPass(), LiteMLADeployPass())
+DEFAULT_PASSES: tuple[DeployPass, ...] = (FoldBatchNormPass(), LiteMLADeployPass(), DecomposeLayerNormPass())
 PRECISIONS = ("fp32", "fp16", "int8")
 
 

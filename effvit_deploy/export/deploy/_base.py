@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import torch
 from torch import nn
 
 
@@ -40,3 +41,21 @@ def set_submodule(root: nn.Module, qualified_name: str, new: nn.Module) -> None:
     parent_name, _, child = qualified_name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
     setattr(parent, child, new)
+
+
+def empty_conv_like(conv: nn.Conv2d, *, in_channels: int, out_channels: int, groups: int, bias: bool) -> nn.Conv2d:
+    """An uninitialised Conv2d with `conv`'s geometry, device and dtype (skip_init: no random init to throw away)."""
+    return torch.nn.utils.skip_init(
+        nn.Conv2d,
+        in_channels,
+        out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        groups,
+        bias=bias,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from effvit_deploy.export.deploy._base import DeployContext, PassResult
+from effvit_deploy.export.deploy._base import DeployContext, PassResult, empty_conv_like
 from effvit_deploy.models.efficientvit import ConvLayer
 
 
@@ -42,18 +42,8 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     gamma = bn.weight.double() if bn.weight is not None else torch.ones(bn.num_features, dtype=torch.float64)
     beta = bn.bias.double() if bn.bias is not None else torch.zeros(bn.num_features, dtype=torch.float64)
     scale = gamma / torch.sqrt(bn.running_var.double() + bn.eps)
-    fused = nn.Conv2d(
-        conv.in_channels,
-        conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
-        conv.dilation,
-        conv.groups,
-        bias=True,
-        padding_mode=conv.padding_mode,
-        device=conv.weight.device,
-        dtype=dtype,
+    fused = empty_conv_like(
+        conv, in_channels=conv.in_channels, out_channels=conv.out_channels, groups=conv.groups, bias=True
     )
     fused.weight.copy_((weight * scale.reshape(-1, 1, 1, 1)).to(dtype))
     fused.bias.copy_(((bias - bn.running_mean.double()) * scale + beta).to(dtype))

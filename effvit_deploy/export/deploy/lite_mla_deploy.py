@@ -9,9 +9,11 @@ converting candidates with litert-torch and counting ops (bench/inspect_tflite_g
   multi-scale branch (depthwise 5x5, grouped 1x1 with groups = heads) is split the same way, weights gathered from
   the official tensors. No SLICE is left: each of q, k, v is one `cat([identity, scale branches])` in NHWC followed
   by the layout TRANSPOSE into head-major (groups, dim, tokens) that any per-head batched matmul needs.
-- The normaliser comes without the ones row: ks = Σ_tokens k (SUM), den = ks·q (BATCH_MATMUL), out = num / (den + eps).
-- Transposed operands are written as `matmul(a, b.transpose(-1, -2))`, which litert maps to BATCH_MATMUL adj_x/adj_y
-  flags (XNNPACK delegates both), so the attention core has no TRANSPOSE.
+- The normaliser comes without the ones row: ks = Σ_tokens k (a MEAN times N), den = ks·q (BATCH_MATMUL),
+  out = num / (den + eps).
+- Products are `torch.bmm` (not `matmul`, which adds an `expand_copy` per operand in torch.export that ExecuTorch's
+  XNNPACK partitioner does not take), and transposed operands are written as `bmm(a, b.transpose(1, 2))`, which
+  litert maps to BATCH_MATMUL adj_x/adj_y flags (XNNPACK delegates both): the attention core has no TRANSPOSE.
 - Matmul order is fixed from the static token count N at this resolution: linear (v·kᵀ)·q, O(N·d²), when N > d, else
   quadratic v·(kᵀ·q), O(N²·d). The normaliser is ks·q either way, so the quadratic form divides the (d, N) result
   rather than the (N, N) map (the same numbers in exact arithmetic).
@@ -37,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effvit_deploy.export.deploy._base import DeployContext, PassResult, set_submodule
+from effvit_deploy.export.deploy._base import DeployContext, PassResult, empty_conv_like, set_submodule
 from effvit_deploy.export.deploy._shapes import input_sizes
 from effvit_deploy.export.deploy.fold_batch_norm import can_fold, fold_conv_bn
 from effvit_deploy.models.efficientvit import ConvLayer, LiteMLA
@@ -85,16 +87,24 @@ class DeployLiteMLA(nn.Module):
         k = self._head_major(x, 1, relu=kernel)
         v = self._head_major(x, 2, relu=False)
         if self.order == "softmax":
-            att = torch.softmax(torch.matmul(q.transpose(-1, -2), k), dim=-1)  # (G, N_q, N_k), scale folded into q
-            out = torch.matmul(v, att.transpose(-1, -2))
+            att = torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)  # (G, N_q, N_k); 1/sqrt(d) folded into q
+            out = torch.bmm(v, att.transpose(1, 2))
         else:
-            den = torch.matmul(k.sum(dim=-1).unsqueeze(1), q) + self.eps  # (G, 1, N): Σ_m k_m·q_n
-            if self.order == "linear":
-                num = torch.matmul(torch.matmul(v, k.transpose(-1, -2)), q)  # (d x d) first: O(N d²)
-            else:
-                num = torch.matmul(v, torch.matmul(k.transpose(-1, -2), q))  # (N x N) first: O(N² d)
-            out = num / den
+            out = self._relu_attention(q, k, v)
         return self.proj(out.to(x.dtype).reshape(batch, -1, height, width))
+
+    def _relu_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """(v·kᵀ·q) / (Σ_m k_m·q + eps) per head group, associated as `self.order` says."""
+        groups, dim, tokens = k.shape
+        # Σ over tokens of k as a 4-D mean over the two innermost dims (a global average pool, which TFLite, XNNPACK
+        # in ExecuTorch and ONNX all take as one op) times N; a float factor, so no integer constant needs a cast.
+        k_sum = k.reshape(groups, dim, tokens, 1).mean(dim=(2, 3), keepdim=True).reshape(groups, 1, dim)
+        den = torch.bmm(k_sum * float(tokens), q) + self.eps  # (G, 1, N)
+        if self.order == "linear":
+            num = torch.bmm(torch.bmm(v, k.transpose(1, 2)), q)  # (d x d) first: O(N·d²)
+        else:
+            num = torch.bmm(v, torch.bmm(k.transpose(1, 2), q))  # (N x N) first: O(N²·d)
+        return num / den
 
     def _head_major(self, x: torch.Tensor, which: int, relu: bool) -> torch.Tensor:
         """q, k or v of every head group as (B*groups, dim, H*W), in fp32 whatever the module's dtype."""
@@ -197,18 +207,8 @@ def _gather_conv(conv: nn.Conv2d, index: torch.Tensor, weight_scale: float, bias
         group_out = conv.out_channels // conv.groups
         groups = out_channels // group_out
         in_channels = groups * (conv.in_channels // conv.groups)
-    new = nn.Conv2d(
-        in_channels,
-        out_channels,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
-        conv.dilation,
-        groups,
-        bias=conv.bias is not None,
-        padding_mode=conv.padding_mode,
-        device=conv.weight.device,
-        dtype=conv.weight.dtype,
+    new = empty_conv_like(
+        conv, in_channels=in_channels, out_channels=out_channels, groups=groups, bias=conv.bias is not None
     )
     new.weight.copy_(conv.weight[index] * weight_scale)
     if conv.bias is not None:
