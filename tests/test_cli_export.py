@@ -18,7 +18,7 @@ from effvit_deploy.cli.export import app, main
 from effvit_deploy.export import api
 from effvit_deploy.export import manifest as mf
 
-from .test_export_pipeline import FakeBackend
+from .test_export_pipeline import B0_DIR, FakeBackend
 
 EFFVIT_EXPORT = shutil.which("effvit-export", path=str(Path(sys.executable).parent))
 
@@ -151,6 +151,23 @@ def test_console_script_bad_input_subprocess(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: resolution 100x100 is invalid") and proc.stderr.count("\n") == 1
     assert proc.stdout == "" and not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_console_script_all_targets_b0(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The README command. Shares its output folder with test_export_pipeline's b0 exports: cached when both run."""
+    assert EFFVIT_EXPORT
+    out = tmp_path_factory.getbasetemp() / B0_DIR
+    cmd = [EFFVIT_EXPORT, "--target", "all", "--model", "efficientvit-b0", "--resolution", "224", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    folder = out / "efficientvit-b0" / "224x224"
+    names = {"onnx-fp32.onnx", "tflite-fp32.tflite", "executorch-fp32.pte"}
+    assert names <= {p.name for p in folder.iterdir()}
+    assert names <= set(mf.read_manifest(folder)["artifacts"])
+    for target in ("onnx", "tflite", "executorch"):
+        assert target in proc.stdout
+    assert proc.stdout.count("efficientvit-b0") >= 3 and "max|Δ|" in proc.stdout
 
 
 # ---------------------------------------------------------------------------------------------------------------------

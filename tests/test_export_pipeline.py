@@ -9,6 +9,7 @@ tested end to end below.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import multiprocessing as mp
 from collections.abc import Callable
@@ -357,11 +358,57 @@ def test_missing_runtime_is_reported_before_any_work(
     assert fake.converted == 0
 
 
-def test_int8_is_refused_until_the_quantizer_exists(tmp_path: Path, fake: FakeBackend) -> None:
-    fake.precisions = ("fp32", "fp16", "int8")
-    if hasattr(importlib.import_module("effvit_deploy.export.quantize"), "quantize_for_target"):
-        pytest.skip("the quantize package is present; int8 is tested with it")
+def test_int8_without_the_quantizer_is_refused(
+    tmp_path: Path, fake: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.endswith(".quantize") else real_find_spec(name, *a)
+    )
     with pytest.raises(InvalidInputError, match="int8 export is not available yet"):
+        _export_tiny(tmp_path, precision="int8")
+    assert fake.converted == 0
+
+
+class FakeQuantize:
+    """Stands in for effvit_deploy.export.quantize: records what the pipeline passes, writes a pickled module."""
+
+    TARGETS = ("fake",)
+    ATTENTION_MODES = ("auto", "int8", "fp32")
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+        self.offset = 0.0
+
+    def calibration_images(self, folder, count, resolution):
+        n = count or 3
+        calib = [np.full((1, 3, *resolution), i + self.offset, np.float32) for i in range(n)]
+        return calib, calib[:1]
+
+    def quantize_for_target(self, target, module, example, out_path, *, calib, attention, heldout, nhwc):
+        self.calls.append({"target": target, "calib": len(calib), "attention": attention, "nhwc": nhwc})
+        torch.save(module, out_path)
+        return {"method": "fake", "attention_mode": attention}
+
+
+def test_int8_plumbing(tmp_path: Path, fake: FakeBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    quant = FakeQuantize()
+    monkeypatch.setattr(api, "_quantize_package", lambda: quant)
+    entry = _export_tiny(tmp_path, precision="int8", calib_count=5, int8_attention="fp32")
+    assert quant.calls == [{"target": "fake", "calib": 5, "attention": "fp32", "nhwc": False}]
+    assert fake.converted == 0, "int8 artifacts are written by the quantizer, not by the target's convert"
+    assert entry["int8"] == {"method": "fake", "attention_mode": "fp32"}
+    assert entry["options"]["calib_count"] == 5 and entry["options"]["int8_attention"] == "fp32"
+    assert Path(entry["path"]).name == "fake-int8-noopt.pt" and entry["parity"]["criterion"].startswith("cosine")
+    assert _export_tiny(tmp_path, precision="int8", calib_count=5, int8_attention="fp32")["cached"]
+    quant.offset = 0.5  # other calibration data -> another artifact
+    assert not _export_tiny(tmp_path, precision="int8", calib_count=5, int8_attention="fp32")["cached"]
+    with pytest.raises(InvalidInputError, match="unknown int8 attention mode 'fp16'"):
+        _export_tiny(tmp_path, precision="int8", int8_attention="fp16")
+    with pytest.raises(MissingFileError, match="calibration folder"):
+        _export_tiny(tmp_path, precision="int8", calib=tmp_path / "nowhere")
+    quant.TARGETS = ("tflite",)
+    with pytest.raises(InvalidInputError, match="int8 export is available for tflite, not for fake"):
         _export_tiny(tmp_path, precision="int8")
 
 
@@ -369,3 +416,169 @@ def test_unknown_target_lists_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"onnx.*tflite.*executorch|executorch.*onnx"):
         export(tiny_model(), "coreml", "64x96", out_dir=tmp_path)
     assert not any(tmp_path.rglob("*.*"))
+
+
+def test_nhwc_on_a_target_without_it_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="NHWC"):
+        export(tiny_model(), "onnx", "64x96", out_dir=tmp_path, nhwc=True, optimize=False)
+    assert not any(tmp_path.rglob("*.onnx")) and _leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# real targets: the tiny EfficientViT (module passed directly) and efficientvit-b0; exports are shared per module
+# ---------------------------------------------------------------------------------------------------------------------
+
+REAL_TARGETS = ("onnx", "tflite", "executorch")
+HARDSWISH_OP = {"onnx": "HardSwish", "tflite": "HARD_SWISH", "executorch": "XNNHardswish"}
+DIV_OP = {"onnx": "Div", "tflite": "DIV", "executorch": "XNNDiv"}
+# A decomposed hard-swish shows up as one of these (HardSigmoid*Mul, Clip/Relu6 + Div, ...); BN must be folded.
+FORBIDDEN = {
+    "onnx": {"BatchNormalization", "HardSigmoid", "Clip", "Sigmoid"},
+    "tflite": {"RELU6", "RELU_N1_TO_1", "LOGISTIC", "MINIMUM", "MAXIMUM"},
+    "executorch": {"XNNSigmoid", "XNNMinimum", "XNNMaximum"},
+}
+# ExecuTorch 1.4.1 + current deploy form: these portable kernels stay outside XNNPACK (LayerNorm of the head and the
+# attention's ReduceSum/Unsqueeze); anything else undelegated is a regression.
+EXECUTORCH_UNDELEGATED_TODAY = {"aten::native_layer_norm.out", "aten::sum.IntList_out", "aten::unsqueeze_copy.out"}
+B0_DIR = "b0-exports"  # under pytest's session basetemp; test_cli_export re-uses it (a cache hit when both run)
+
+
+def _count(model: nn.Module, kind: type[nn.Module]) -> int:
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+class _Exports:
+    """Export on first request, then hand out the same entry (keeps the slow suite to one conversion per artifact)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.entries: dict[tuple, dict] = {}
+
+    def get(self, model: str | nn.Module, target: str, resolution: str, precision: str = "fp32", **kw) -> dict:
+        key = (kw.get("name", model), target, resolution, precision, tuple(sorted(kw.items())))
+        if key not in self.entries:
+            self.entries[key] = export(model, target, resolution, precision, self.out, **kw)
+        return self.entries[key]
+
+
+@pytest.fixture(scope="module")
+def tiny_exports(tmp_path_factory: pytest.TempPathFactory) -> _Exports:
+    return _Exports(tmp_path_factory.mktemp("tiny-exports"))
+
+
+@pytest.fixture(scope="module")
+def b0_exports(tmp_path_factory: pytest.TempPathFactory) -> _Exports:
+    out = tmp_path_factory.getbasetemp() / B0_DIR
+    out.mkdir(exist_ok=True)
+    return _Exports(out)
+
+
+def _check_artifact(entry: dict, model: nn.Module, target: str, resolution: tuple[int, int]) -> None:
+    """Re-verify the written file independently of the pipeline, and check the graph's structure."""
+    from effvit_deploy.export.targets import get_target
+    from effvit_deploy.fileio import sha256_file
+    from effvit_deploy.models.efficientvit import LiteMLA
+
+    path = Path(entry["path"])
+    assert entry["parity"]["passed"] and path.is_file()
+    assert sha256_file(path) == entry["sha256"] and path.stat().st_size == entry["size_bytes"]
+    stored = mf.read_entry(path.parent, path.name)
+    assert stored is not None and stored["sha256"] == entry["sha256"]
+    x = fixed_input(resolution)
+    with torch.no_grad():
+        reference = model(x).numpy()
+    rerun = compare(reference, get_target(target).load_runner(path)(x.numpy()), entry["precision"])
+    assert rerun["passed"], rerun
+
+    ops = entry["census"]["ops"]
+    assert ops.get(HARDSWISH_OP[target], 0) == _count(model, nn.Hardswish), ops
+    assert not FORBIDDEN[target] & set(ops), ops
+    linear_attention = [m for m in model.modules() if isinstance(m, LiteMLA) and not m.softmax]
+    if entry["precision"] == "fp32" and entry["optimize"]:
+        # one division per linear-attention module (the normaliser); a decomposed hard-swish would add more
+        assert ops.get(DIV_OP[target], 0) == len(linear_attention), ops
+    if target == "tflite":
+        assert entry["census"]["partitions"] == 1 and entry["census"]["undelegated"] == {}
+    if target == "executorch":
+        undelegated = set(entry["census"]["undelegated"])
+        assert not {op for op in undelegated if "hardswish" in op or "conv" in op}, undelegated
+        if entry["precision"] == "fp32":
+            assert undelegated <= EXECUTORCH_UNDELEGATED_TODAY, undelegated
+        assert entry["census"]["lowered_ops"]["aten.hardswish.default"] == _count(model, nn.Hardswish)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", REAL_TARGETS)
+@pytest.mark.parametrize("resolution", [(64, 96)], ids=["64x96"])  # b0 adds 224x224 and 160x224 below
+def test_tiny_end_to_end(tiny_exports: _Exports, target: str, resolution: tuple[int, int]) -> None:
+    res = models.format_resolution(resolution)
+    entry = tiny_exports.get(tiny_model(), target, res, name="tiny")
+    suffix = {"onnx": ".onnx", "tflite": ".tflite", "executorch": ".pte"}[target]
+    assert Path(entry["path"]) == tiny_exports.out / "tiny" / res / f"{target}-fp32{suffix}"
+    assert entry["model"] == "tiny" and entry["resolution"] == res and entry["target"] == target
+    assert entry["parity"]["max_abs"] <= 1e-4 and entry["parity"]["top1_equal"]
+    assert {"fold_bn", "attention_deploy_form"} <= set(entry["optimizations"])
+    tokens = sorted(a["tokens"] for a in entry["attention"])
+    h, w = resolution
+    assert tokens == [(h // 32) * (w // 32), (h // 16) * (w // 16)]  # stage 4 and stage 3 token counts
+    assert entry["versions"]["torch"] == torch.__version__ and entry["export_seconds"] > 0
+    _check_artifact(entry, tiny_model(), target, resolution)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", REAL_TARGETS)
+def test_tiny_softmax_twin(tiny_exports: _Exports, target: str) -> None:
+    entry = tiny_exports.get(tiny_model(softmax=True), target, "64x96", name="tiny-softmax")
+    assert {a["order"] for a in entry["attention"]} == {"softmax"}
+    _check_artifact(entry, tiny_model(softmax=True), target, (64, 96))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", REAL_TARGETS)
+def test_tiny_fp16(tiny_exports: _Exports, target: str) -> None:
+    entry = tiny_exports.get(tiny_model(), target, "64x96", "fp16", name="tiny")
+    assert entry["parity"]["cosine"] >= 0.999 and entry["parity"]["passed"]
+    assert Path(entry["path"]).name == f"{target}-fp16{Path(entry['path']).suffix}"
+    _check_artifact(entry, tiny_model(), target, (64, 96))
+
+
+@pytest.mark.slow
+def test_tiny_tflite_nhwc(tiny_exports: _Exports) -> None:
+    entry = tiny_exports.get(tiny_model(), "tflite", "64x96", name="tiny", nhwc=True)
+    assert Path(entry["path"]).name == "tflite-fp32-nhwc.tflite"
+    assert entry["input"] == {**entry["input"], "layout": "NHWC", "shape": [1, 64, 96, 3]}
+    assert entry["census"]["layout"] == "NHWC"
+    _check_artifact(entry, tiny_model(), "tflite", (64, 96))
+
+
+@pytest.mark.slow
+def test_real_cache_hit_keeps_the_file(tiny_exports: _Exports) -> None:
+    first = tiny_exports.get(tiny_model(), "onnx", "64x96", name="tiny")
+    path = Path(first["path"])
+    mtime = path.stat().st_mtime_ns
+    again = export(tiny_model(), "onnx", "64x96", out_dir=tiny_exports.out, name="tiny")
+    assert again["cached"] and again["export_seconds"] == first["export_seconds"]
+    assert path.stat().st_mtime_ns == mtime and again["sha256"] == first["sha256"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", REAL_TARGETS)
+def test_b0_224(b0_exports: _Exports, target: str) -> None:
+    entry = b0_exports.get("efficientvit-b0", target, "224x224")
+    model = seeded_model("efficientvit-b0")
+    assert (entry["params"], entry["macs"]) == models.profile(model, (224, 224))
+    assert entry["checkpoint_sha256"] is None and entry["num_classes"] == 1000
+    _check_artifact(entry, model, target, (224, 224))
+    ops = entry["census"]["ops"]
+    print(
+        f"b0 {target}: {entry['census']['total_ops']} ops, partitions {entry['census']['partitions']}, "
+        f"TRANSPOSE {ops.get('TRANSPOSE', 0)} SLICE {ops.get('SLICE', 0) + ops.get('STRIDED_SLICE', 0)} "
+        f"PAD {ops.get('PAD', 0) + ops.get('PADV2', 0)}, {entry['export_seconds']}s"
+    )
+
+
+@pytest.mark.slow
+def test_b0_non_square_tflite(b0_exports: _Exports) -> None:
+    entry = b0_exports.get("efficientvit-b0", "tflite", "160x224")
+    assert entry["resolution"] == "160x224" and entry["input"]["shape"] == [1, 3, 160, 224]
+    _check_artifact(entry, seeded_model("efficientvit-b0"), "tflite", (160, 224))

@@ -1,7 +1,7 @@
 """`effvit-export`: export models to ONNX / TFLite / ExecuTorch, verify each artifact, print a summary table.
 
-Exit codes: 0 all artifacts written (or cached) and verified; 1 an artifact failed verification (its numbers are
-printed, nothing is written for it); 2 bad input (one line on stderr, nothing written); 130 interrupted.
+Exit codes: 0 all artifacts written (or cached) and verified; 1 an artifact failed verification or conversion (its
+numbers are printed, nothing is written for it); 2 bad input (one line on stderr, nothing written); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from rich.logging import RichHandler
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..errors import EffvitError
 from ..export import api
 from ..export.verify import VerificationError, describe
 from .common import make_app, run_app
@@ -90,10 +91,20 @@ def export(
 
             try:
                 entry = api.run(request, force=force, progress=stage)
-            except VerificationError as exc:
+            except KeyboardInterrupt:
+                # typer turns KeyboardInterrupt into a silent exit 130; say what was kept
+                bar.stop()
+                done = sum("entry" in row for row in rows)
+                err.print(f"interrupted: {label} was not written; {done} finished artifact(s) kept")
+                raise typer.Exit(130) from None
+            except EffvitError as exc:
+                if not isinstance(exc, VerificationError | RuntimeError):
+                    raise  # bad input (e.g. a checkpoint that does not fit): one line, exit 2
+                # this artifact failed (verification or conversion): report it, go on with the others
                 bar.update(task, description=f"[red]FAILED[/] {label}", total=1, completed=1)
                 failures.append(str(exc))
-                rows.append({"request": request, "error": describe(exc.parity)})
+                summary = describe(exc.parity) if isinstance(exc, VerificationError) else "conversion failed"
+                rows.append({"request": request, "error": summary})
                 continue
             status = "cached" if entry["cached"] else f"{entry['export_seconds']:.1f}s"
             bar.update(task, description=f"[green]done[/] {label} ({status})", total=1, completed=1)

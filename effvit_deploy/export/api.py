@@ -41,8 +41,6 @@ from .weights import seeded_model, weights_sha256
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
-INT8_ATTENTION = ("auto", "int8", "fp32")
-DEFAULT_CALIB_COUNT = 100
 ARTIFACT_MODE = 0o644
 Progress = Callable[[str], None]
 
@@ -100,7 +98,11 @@ def check_request(
     if precision not in PRECISIONS:
         raise InvalidInputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     backend = _backend(target)
-    if precision not in backend.precisions:
+    if precision == "int8":
+        takes_int8 = _quantize_package().TARGETS
+        if backend.name not in takes_int8:
+            raise InvalidInputError(f"int8 export is available for {', '.join(takes_int8)}, not for {backend.name}")
+    elif precision not in backend.precisions:
         raise InvalidInputError(f"target {target} cannot export {precision}; it takes: {', '.join(backend.precisions)}")
     res = models.parse_resolution(resolution)
     if isinstance(model, str):
@@ -117,15 +119,17 @@ def check_request(
         raise MissingFileError(f"checkpoint {ckpt} does not exist; pass the path of a .pt/.pth file")
     calib_path = Path(calib) if calib is not None else None
     if precision == "int8":
-        _quantize_package()
-        if int8_attention not in INT8_ATTENTION:
+        modes = _quantize_package().ATTENTION_MODES
+        if int8_attention not in modes:
             raise InvalidInputError(
-                f"unknown int8 attention mode {int8_attention!r}; choose one of: {', '.join(INT8_ATTENTION)}"
+                f"unknown int8 attention mode {int8_attention!r}; choose one of: {', '.join(modes)}"
             )
         if calib_count is not None and calib_count <= 0:
             raise InvalidInputError(f"calibration count must be positive, got {calib_count}")
         if calib_path is not None and not calib_path.is_dir():
             raise MissingFileError(f"calibration folder {calib_path} does not exist; pass a folder of images")
+    if optimize and importlib.util.find_spec(f"{__package__}.deploy") is None:
+        raise InvalidInputError("the deploy form is not available in this version; pass --no-optimize (optimize=False)")
     out = Path(out_dir)
     check_writable(out)
     backend.versions()  # imports the runtime: a missing package fails here, before any work
@@ -140,7 +144,7 @@ def check_request(
         nhwc=nhwc,
         checkpoint=ckpt,
         calib=calib_path if precision == "int8" else None,
-        calib_count=(calib_count or DEFAULT_CALIB_COUNT) if precision == "int8" else None,
+        calib_count=calib_count if precision == "int8" else None,
         int8_attention=int8_attention if precision == "int8" else "auto",
     )
 
@@ -235,8 +239,8 @@ def run(request: Request, *, force: bool = False, progress: Progress | None = No
     say("building model")
     model = _build(request)
     versions = {**backend.versions(), "torch": torch.__version__, "effvit_deploy": __version__}
-    versions["effvit_deploy_source"] = source_sha256()
-    calib = _calibration(request)
+    versions["effvit_deploy_source"] = source_sha256(int8=request.precision == "int8")
+    calib, heldout = _calibration(request)
     key = mf.cache_key(
         {
             "model": request.name,
@@ -265,18 +269,25 @@ def run(request: Request, *, force: bool = False, progress: Progress | None = No
     try:
         with atomic_path(final) as tmp:
             say("converting")
-            int8_info = None
+            int8_info, extra = None, None
             if request.precision == "int8":
                 int8_info = _quantize_package().quantize_for_target(
-                    request.target, module, example, tmp, calib=calib, attention=request.int8_attention
+                    request.target,
+                    module,
+                    example,
+                    tmp,
+                    calib=calib,
+                    attention=request.int8_attention,
+                    heldout=heldout,
+                    nhwc=request.nhwc,
                 )
-            else:
-                backend.convert(module, example, tmp, precision=request.precision, nhwc=request.nhwc)
+            else:  # a backend may return extra census facts it only knows while converting
+                extra = backend.convert(module, example, tmp, precision=request.precision, nhwc=request.nhwc)
             say("verifying")
             runner = backend.load_runner(tmp, threads=1)
             parity = verify(runner, reference, example, request.precision, what=f"{request.describe()} ({artifact})")
             say("counting ops")
-            census = backend.census(tmp)
+            census = {**backend.census(tmp), **(extra or {})}
             tmp.chmod(ARTIFACT_MODE)  # mkstemp creates 0600; artifacts are ordinary readable files
             digest = sha256_file(tmp)
             size = tmp.stat().st_size
@@ -333,11 +344,13 @@ def check_writable(out: Path) -> None:
         ) from None
 
 
-def source_sha256() -> str:
-    """sha256 of the models/ and export/ sources: code changes there invalidate cached artifacts."""
+def source_sha256(*, int8: bool = False) -> str:
+    """sha256 of the code that shapes an artifact's bytes (models, deploy form, targets; quantize for int8), so a
+    code change there invalidates cached artifacts while edits elsewhere (bench, CLI, verification) do not."""
     root = Path(__file__).resolve().parents[1]
+    folders = ["models", "export/deploy", "export/targets"] + (["export/quantize"] if int8 else [])
     digest = hashlib.sha256()
-    for path in sorted([*root.joinpath("models").rglob("*.py"), *root.joinpath("export").rglob("*.py")]):
+    for path in sorted(p for folder in folders for p in root.joinpath(folder).rglob("*.py")):
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -380,12 +393,11 @@ def _deploy_form(model: nn.Module, request: Request) -> tuple[nn.Module, dict]:
     return module.eval(), info
 
 
-def _calibration(request: Request) -> list[np.ndarray] | None:
-    """Calibration images for int8 (the held-out split is the quantizer's own business)."""
+def _calibration(request: Request) -> tuple[list[np.ndarray] | None, list[np.ndarray] | None]:
+    """int8 calibration and held-out images (None, None for float exports)."""
     if request.precision != "int8":
-        return None
-    calib, _heldout = _quantize_package().calibration_images(request.calib, request.calib_count, request.resolution)
-    return list(calib)
+        return None, None
+    return _quantize_package().calibration_images(request.calib, request.calib_count, request.resolution)
 
 
 def _arrays_sha256(arrays: list[np.ndarray]) -> str:
