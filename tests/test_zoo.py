@@ -34,3 +34,15 @@ def test_malformed_zoo_is_named(tmp_path: Path) -> None:
     (tmp_path / "zoo.toml").write_text("[models.x]\nfile = \n")
     with pytest.raises(InvalidInputError, match="zoo.toml is not valid TOML"):
         zoo.load_zoo(tmp_path)
+
+
+def test_zoo_table_on_meta_device_matches_real_profile() -> None:
+    from effvit_deploy.models.table import to_markdown, zoo_rows
+
+    rows = zoo_rows(["224", "64x96"], ["efficientvit-b0", "efficientnet-b1"])
+    for row in rows:
+        params, macs = models.profile(models.build(row.name), "64x96")
+        assert row.params == params and row.gmacs["64x96"] == macs / 1e9
+    assert rows[1].measured_at_published == pytest.approx(0.687, rel=0.01)  # torchvision's figure, at 240
+    table = to_markdown(rows)
+    assert table.count("\n") == 3 and "| efficientvit-b0 | 3.41 | 0.102 |" in table

@@ -401,6 +401,8 @@ def _facts_text(facts: dict[str, object]) -> str:
 def _cluster_text(cluster: object) -> str:
     if isinstance(cluster, dict) and isinstance(cluster.get("cpus"), list) and cluster.get("max_khz"):
         return f"{len(cluster['cpus'])}×{float(cluster['max_khz']) / 1e6:.2f} GHz"
+    if isinstance(cluster, dict) and isinstance(cluster.get("cpus"), list):
+        return f"{len(cluster['cpus'])} CPUs (max clock not exposed)"
     return str(cluster)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from . import build, format_resolution, names, parse_resolution, profile
 
 # (params, GMACs, resolution) as published: official EfficientViT README / torchprofile at 224; torchvision weight
@@ -36,7 +38,9 @@ def zoo_rows(resolutions: list[str] | None = None, model_names: list[str] | None
     resolutions = [format_resolution(parse_resolution(r)) for r in (resolutions or ["224", "512"])]
     rows = []
     for name in model_names or names():
-        model = build(name)
+        # Shapes are all profile needs: on the meta device no weights are initialised or multiplied.
+        with torch.device("meta"):
+            model = build(name)
         gmacs = {}
         params = 0
         for res in resolutions:
