@@ -1,0 +1,29 @@
+"""Int8 export: calibration images, PT2E simulation, per-target int8 artifacts, accuracy and op census.
+
+>>> from effvit_deploy.export.quantize import calibration_images, quantize_for_target
+>>> calib, heldout = calibration_images(None, 32, (224, 224))          # bundled photos, disjoint held-out set
+>>> info = quantize_for_target("tflite", deploy_module, example, tmp_path, calib=calib, attention="auto",
+...                            heldout=heldout)
+>>> info["accuracy"]["cosine"], info["census"]["boundaries"], info["attention"][0]["choice"]
+
+Modules: `calibration` (images, official preprocessing), `pt2e` (XNNPACKQuantizer simulation, per-layer SQNR),
+`sensitivity` (attention choices, worst layers), `islands` (attention cores in converted graphs), `tflite_int8`
+(ai-edge-quantizer), `executorch_int8` (PT2E -> XNNPACK), `onnx_int8` (onnxruntime QDQ), `census`, `metrics`,
+`int8` (the orchestration).
+"""
+
+from __future__ import annotations
+
+from .calibration import DEFAULT_CALIB_COUNT, ImageSet, calibration_images, heldout_images
+from .int8 import ATTENTION_MODES, RUNTIME_INT8_ATTENTION, TARGETS, quantize_for_target
+
+__all__ = [
+    "ATTENTION_MODES",
+    "DEFAULT_CALIB_COUNT",
+    "RUNTIME_INT8_ATTENTION",
+    "TARGETS",
+    "ImageSet",
+    "calibration_images",
+    "heldout_images",
+    "quantize_for_target",
+]

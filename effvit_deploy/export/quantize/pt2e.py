@@ -1,0 +1,284 @@
+"""PT2E int8 simulation shared by every target: annotate, calibrate, convert (fake-quant), compare layer by layer.
+
+The quantizer is ExecuTorch's `XNNPACKQuantizer` (symmetric int8 per-channel weights, asymmetric int8 per-tensor
+activations, histogram observers), which annotates conv, linear, add, mul, cat and average pooling, plus
+annotations it lacks:
+- hard-swish (optional, off by default): quantized input and output. Off, hard-swish is one fp32 op between a
+  dequantize and a quantize, which is how every runtime here runs it (XNNPACK takes hard-swish only in fp32);
+- the attention matmuls of the modules in `int8_attention` (module names): int8 inputs, fp32 output (int32
+  accumulation rescaled, as ONNX Runtime's MatMulIntegerToFloat does). The matmul outputs (numerator and the
+  normaliser's denominator) and the division stay fp32: quantizing the denominator to int8 rounds small ones to
+  zero, and no runtime here has a usable int8 division (TFLite's int8 DIV aborts when a denominator rounds to its
+  zero point, XNNPACK has no QS8 divide, onnxruntime has no QLinearDiv).
+
+The converted GraphModule is the reference for per-layer SQNR (see `layer_sqnr`) and, for ExecuTorch, exactly the
+graph that gets lowered.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import fx
+
+log = logging.getLogger(__name__)
+
+aten = torch.ops.aten
+QDQ = torch.ops.quantized_decomposed
+
+HARDSWISH_OPS = (aten.hardswish.default, aten.hardswish_.default)
+MATMUL_OPS = (aten.matmul.default, aten.bmm.default, aten.mm.default)
+# Ops whose outputs are "layers" in the per-layer SQNR table.
+LAYER_OPS = {
+    aten.conv2d.default: "conv",
+    aten.convolution.default: "conv",
+    aten.linear.default: "linear",
+    aten.matmul.default: "matmul",
+    aten.bmm.default: "matmul",
+    aten.mm.default: "matmul",
+    aten.div.Tensor: "div",
+    aten.hardswish.default: "hardswish",
+    aten.add.Tensor: "add",
+    aten.layer_norm.default: "layer_norm",
+    aten.adaptive_avg_pool2d.default: "avgpool",
+    aten.mean.dim: "mean",
+}
+QUANTIZE_TARGETS = {"quantize_per_tensor", "quantize_per_channel"}
+DEQUANTIZE_TARGETS = {"dequantize_per_tensor", "dequantize_per_channel"}
+
+
+def _op_name(node: fx.Node) -> str:
+    target = node.target
+    name = getattr(target, "__name__", str(target))
+    return name.split(".")[0]
+
+
+def module_path(node: fx.Node) -> str:
+    """The innermost module a node was traced in ('' for the root)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    return list(stack.values())[-1][0]
+
+
+def _in_module(node: fx.Node, names: Iterable[str]) -> bool:
+    stack = node.meta.get("nn_module_stack") or {}
+    paths = {value[0] for value in stack.values()}
+    return any(name in paths for name in names)
+
+
+def export_graph(module: torch.nn.Module, example: torch.Tensor) -> fx.GraphModule:
+    """torch.export the module (eval, no grad) and return its GraphModule (aten ops, nn_module_stack kept)."""
+    with torch.no_grad():
+        return torch.export.export(module.eval(), (example,), strict=False).module()
+
+
+# Ops inside an attention core that may stay int8 (data movement, the ReLU kernel, the multi-scale concat); every
+# other op of the core (sum/mean, mul, add eps, bmm, div) is left unannotated, i.e. fp32.
+CORE_INT8_OPS = {aten.cat.default, aten.relu.default, aten.reshape.default, aten.view.default,
+                 aten.permute.default, aten.transpose.int, aten.flatten.using_ints}
+
+
+def _quantizer(attention: set[str], int8_attention: set[str], hardswish: bool = False, observer: str = "histogram"):
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.observer import MinMaxObserver
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec
+    from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
+
+    config = get_symmetric_quantization_config(is_per_channel=True)
+    act = config.input_activation
+    if observer == "minmax":  # what ai-edge-quantizer and onnxruntime's default calibration do
+        act = QuantizationSpec(
+            dtype=act.dtype, quant_min=act.quant_min, quant_max=act.quant_max, qscheme=act.qscheme,
+            is_dynamic=False, observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12),
+        )
+        config = type(config)(act, act, config.weight, config.bias, config.is_qat)
+
+    def _annotate(node: fx.Node, inputs: Sequence[fx.Node], output: bool = True) -> None:
+        if Q_ANNOTATION_KEY in node.meta and node.meta[Q_ANNOTATION_KEY]._annotated:
+            return
+        node.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(
+            input_qspec_map={arg: act for arg in inputs}, output_qspec=act if output else None, _annotated=True
+        )
+
+    class EffvitQuantizer(XNNPACKQuantizer):
+        """XNNPACKQuantizer + whole-op hard-swish + int8 attention matmuls for the chosen modules."""
+
+        def transform_for_annotation(self, model: fx.GraphModule) -> fx.GraphModule:
+            # XNNPACKQuantizer turns scalar operands of add/mul into 0-dim tensor constants so they can be quantized;
+            # the only scalar here is the attention's `+ eps` (fp32 island), and XNNPACK's channels-last pass fails
+            # on the 0-dim constant at lowering. Keep scalars as they are.
+            return model
+
+        def annotate(self, model: fx.GraphModule) -> fx.GraphModule:
+            for node in model.graph.nodes:
+                if node.op != "call_function":
+                    continue
+                if hardswish and node.target in HARDSWISH_OPS:
+                    _annotate(node, [node.args[0]])
+                elif node.target in MATMUL_OPS and _in_module(node, int8_attention):
+                    # int8 x int8 -> int32 accumulate -> fp32 output: the normaliser and the division stay fp32
+                    _annotate(node, [a for a in node.args[:2] if isinstance(a, fx.Node)], output=False)
+            return super().annotate(model)
+
+    def outside_cores(node: fx.Node) -> bool:
+        return module_path(node) not in attention or node.target in CORE_INT8_OPS
+
+    return EffvitQuantizer().set_global(config).set_filter_function(outside_cores)
+
+
+@dataclass
+class FakeQuant:
+    """The fp32 graph (prepared, observers inert) and its int8 simulation with the same node names."""
+
+    fp32: fx.GraphModule
+    quant: fx.GraphModule
+    int8_attention: frozenset[str]
+    calib_samples: int
+
+
+def fake_quantize(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    calib: Sequence[np.ndarray],
+    *,
+    attention: Iterable[str] = (),
+    int8_attention: Iterable[str] = (),
+    fp32_graph: fx.GraphModule | None = None,
+    observer: str = "histogram",
+    hardswish: bool = False,
+) -> FakeQuant:
+    """prepare_pt2e -> calibration images -> convert_pt2e (int8 weight constants, q/dq pairs on activations).
+
+    attention: names of all attention modules: their cores' compute ops (normaliser sum, eps add, matmuls, division)
+        are kept out of the global annotation, so a core is an fp32 island unless listed in `int8_attention`.
+    observer: "histogram" (XNNPACKQuantizer's default, used for ExecuTorch) or "minmax" (to mirror AEQ / ORT).
+    hardswish: annotate hard-swish as int8 (off: it stays fp32 between q/dq, as every runtime here runs it).
+    """
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    fp32 = fp32_graph if fp32_graph is not None else export_graph(module, example)
+    names = frozenset(int8_attention)
+    quantizer = _quantizer(set(attention) | set(names), set(names), hardswish=hardswish, observer=observer)
+    prepared = prepare_pt2e(copy.deepcopy(fp32), quantizer)
+    with torch.no_grad():
+        for sample in calib:
+            prepared(torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32)))
+    # The prepared graph (observers pass values through) is the fp32 reference: prepare_pt2e rewrites some ops
+    # (matmul -> bmm), so it, not `fp32`, has the converted graph's node names.
+    reference = copy.deepcopy(prepared)
+    quant = convert_pt2e(prepared, fold_quantize=True)  # int8 weight constants, as XNNPACK lowering expects
+    return FakeQuant(fp32=reference, quant=quant, int8_attention=names, calib_samples=len(calib))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# per-layer SQNR
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def layer_nodes(gm: fx.GraphModule) -> dict[str, fx.Node]:
+    """Name -> node for every node that is a 'layer' (conv, linear, matmul, div, hard-swish, add, pooling, norm)."""
+    return {n.name: n for n in gm.graph.nodes if n.op == "call_function" and n.target in LAYER_OPS}
+
+
+def _effective_output(node: fx.Node) -> fx.Node:
+    """A layer's output as the int8 pipeline sees it: after its quantize -> dequantize pair when there is one."""
+    users = list(node.users)
+    if len(users) == 1 and _op_name(users[0]) in QUANTIZE_TARGETS:
+        q = users[0]
+        dqs = [u for u in q.users if _op_name(u) in DEQUANTIZE_TARGETS]
+        if dqs:
+            return dqs[0]
+    return node
+
+
+class _Recorder(fx.Interpreter):
+    """Runs a GraphModule and accumulates Σ ref² / Σ err² against stored fp32 outputs, node by node."""
+
+    def __init__(self, gm: fx.GraphModule, watch: dict[str, str]) -> None:
+        super().__init__(gm)
+        self.watch = watch  # node name in this graph -> layer name
+        self.values: dict[str, torch.Tensor] = {}
+
+    def run_node(self, n: fx.Node):
+        out = super().run_node(n)
+        if n.name in self.watch and isinstance(out, torch.Tensor):
+            self.values[self.watch[n.name]] = out.detach()
+        return out
+
+
+def layer_sqnr(fq: FakeQuant, inputs: Sequence[np.ndarray]) -> list[dict]:
+    """Accumulated SQNR (dB) at every layer output of the int8 simulation against fp32, over `inputs`.
+
+    Returns one row per layer in graph order: {"layer": node name, "op", "module", "sqnr_db", "input_sqnr_db",
+    "inputs"} where input_sqnr_db is the worst SQNR among the layers feeding this one ("inputs", found through
+    reshapes/slices), so input_sqnr_db - sqnr_db is the error this layer adds.
+    """
+    ref_layers = layer_nodes(fq.fp32)
+    q_layers = layer_nodes(fq.quant)
+    common = [name for name in ref_layers if name in q_layers]
+    watch_q = {_effective_output(q_layers[name]).name: name for name in common}
+    watch_ref = {name: name for name in common}
+    signal = dict.fromkeys(common, 0.0)
+    noise = dict.fromkeys(common, 0.0)
+    with torch.no_grad():
+        for sample in inputs:
+            x = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32))
+            ref_run = _Recorder(fq.fp32, watch_ref)
+            ref_run.run(x)
+            q_run = _Recorder(fq.quant, watch_q)
+            q_run.run(x)
+            for name in common:
+                r, q = ref_run.values.get(name), q_run.values.get(name)
+                if r is None or q is None or r.shape != q.shape:
+                    continue
+                r64, e64 = r.double(), (r.double() - q.double())
+                signal[name] += float((r64 * r64).sum())
+                noise[name] += float((e64 * e64).sum())
+    sqnr = {name: _db(signal[name], noise[name]) for name in common}
+    rows = []
+    for name in common:
+        node = ref_layers[name]
+        upstream = [_nearest_layer(a, ref_layers) for a in node.all_input_nodes]
+        upstream_db = [sqnr[u] for u in upstream if u is not None and u in sqnr]
+        rows.append(
+            {
+                "layer": name,
+                "op": LAYER_OPS[node.target],
+                "module": module_path(node),
+                "sqnr_db": sqnr[name],
+                "input_sqnr_db": min(upstream_db) if upstream_db else math.inf,
+                "inputs": [u for u in upstream if u is not None],
+            }
+        )
+    return rows
+
+
+def _nearest_layer(node: fx.Node, layers: dict[str, fx.Node]) -> str | None:
+    """Walk back through plumbing (reshape, slice, relu, observers, q/dq) to the closest layer node, if any."""
+    seen = 0
+    while node is not None and seen < 32:
+        if node.name in layers:
+            return node.name
+        if node.op not in ("call_function", "call_module") or not node.all_input_nodes:
+            return None  # placeholders, weights
+        node = node.all_input_nodes[0]
+        seen += 1
+    return None
+
+
+def _db(signal: float, noise: float) -> float:
+    if noise == 0.0:
+        return math.inf
+    if signal == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)

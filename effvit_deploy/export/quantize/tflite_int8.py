@@ -1,0 +1,108 @@
+"""TFLite int8: fp32 .tflite from the tflite target, then AI Edge Quantizer static int8 with calibration.
+
+Recipe: `static_wi8_ai8` (int8 per-channel symmetric weights, int8 per-tensor asymmetric activations, min/max
+calibration on the real TFLite kernels) for every op, with three exceptions:
+- the graph INPUT and OUTPUT stay float32 (one QUANTIZE after the input, one DEQUANTIZE before the logits), so the
+  artifact takes the same tensor as the fp32 one;
+- the attention islands chosen fp32 (see `islands.find_islands`) are left unquantized: AEQ inserts one DEQUANTIZE in
+  front and one QUANTIZE behind each;
+- nothing else: hard-swish, residual adds, average pooling, the head's fully-connected ops and LayerNorm pieces all
+  run in int8 (TFLite has int8 kernels for all of them; XNNPACK delegates them as QS8).
+
+Why AEQ and not litert-torch's PT2E path (both measured on efficientvit-b0 with random weights, see bench_quant.py):
+litert-torch 0.10's STATIC qdq conversion folds the first quantize and the last dequantize into int8 graph I/O and
+leaves every residual ADD and the head's LayerNorm in fp32 between DEQUANTIZE/QUANTIZE pairs (its PT2EQuantizer
+annotates no hard-swish either), so the graph is split into many XNNPACK partitions; AEQ gives one int8 graph.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...errors import MissingDependencyError
+from .census import tflite_graph
+from .islands import TFLITE_NORM_ANCHORS, TFLITE_NORM_OPS, TFLITE_OPS, GraphNode, find_groups, find_islands
+
+
+def fp32_tflite(module: nn.Module, example: torch.Tensor, path: Path, *, nhwc: bool = False) -> None:
+    """The fp32 artifact exactly as the tflite target writes it (same converter, same graph passes)."""
+    from ..targets import get_target
+
+    get_target("tflite").convert(module, example, path, precision="fp32", nhwc=nhwc)
+
+
+def attention_islands(flatbuffer: bytes) -> list[list[GraphNode]]:
+    """Attention islands of a TFLite graph, in graph order."""
+    return find_islands(tflite_graph(flatbuffer), TFLITE_OPS)
+
+
+def norm_islands(flatbuffer: bytes) -> list[list[GraphNode]]:
+    """LayerNorm groups (decomposed by the converter) of a TFLite graph, in graph order."""
+    return find_groups(tflite_graph(flatbuffer), TFLITE_NORM_ANCHORS, TFLITE_NORM_OPS)
+
+
+def build_recipe(fp32_islands: Sequence[Sequence[GraphNode]], *, hardswish_fp32: bool = False) -> list[dict]:
+    """static_wi8_ai8 for all ops, float I/O, no quantization for the ops of `fp32_islands` (and hard-swish)."""
+    from ai_edge_quantizer import recipe
+
+    rules = list(recipe.static_wi8_ai8())
+    rules += [
+        {"regex": ".*", "operation": "INPUT", "algorithm_key": "no_quantize"},
+        {"regex": ".*", "operation": "OUTPUT", "algorithm_key": "no_quantize"},
+    ]
+    scopes = [node.name for island in fp32_islands for node in island]
+    if scopes:
+        # AEQ matches the regex against "<output tensor names>;" of each op (ModelExplorer scope)
+        pattern = "^(?:" + "|".join(re.escape(s) for s in scopes) + ");$"
+        rules.append({"regex": pattern, "operation": "*", "algorithm_key": "no_quantize"})
+    if hardswish_fp32:
+        rules.append({"regex": ".*", "operation": "HARD_SWISH", "algorithm_key": "no_quantize"})
+    return rules
+
+
+def quantize_tflite_file(fp32_path: Path, out_path: Path, calib: Sequence[np.ndarray], recipe_rules: list[dict],
+                         *, nhwc: bool = False) -> None:
+    """Calibrate `fp32_path` on `calib` (NCHW float32) with AEQ and write the int8 model to `out_path`."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_quantizer import quantizer
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"tflite int8 needs ai-edge-quantizer ({exc}); install it with: pip install 'effvit-deploy[tflite]'"
+        ) from exc
+    signatures = Interpreter(model_path=str(fp32_path)).get_signature_list()
+    key = next(iter(signatures))
+    input_name = signatures[key]["inputs"][0]
+    samples = [np.ascontiguousarray(x.transpose(0, 2, 3, 1) if nhwc else x, dtype=np.float32) for x in calib]
+    qt = quantizer.Quantizer(str(fp32_path), recipe_rules)
+    result = qt.calibrate({key: [{input_name: x} for x in samples]}, num_threads=2)
+    quantized = qt.quantize(result, enable_progress_report=False)
+    Path(out_path).write_bytes(bytes(quantized.quantized_model))
+
+
+def quantize(module: nn.Module, example: torch.Tensor, out_path: Path, calib: Sequence[np.ndarray],
+             fp32_attention: Sequence[bool] | None, *, hardswish_fp32: bool = True, nhwc: bool = False) -> dict:
+    """fp32 .tflite -> AEQ int8 at `out_path`. `fp32_attention[k]` keeps island k fp32 (None: all fp32).
+
+    Returns {"islands": [op indices per island in the fp32 graph], "fp32_islands": [...]} for the census.
+    """
+    with tempfile.TemporaryDirectory(prefix="effvit-int8-") as tmp:
+        fp32_path = Path(tmp) / "fp32.tflite"
+        fp32_tflite(module, example, fp32_path, nhwc=nhwc)
+        islands = attention_islands(fp32_path.read_bytes())
+        keep = [True] * len(islands) if fp32_attention is None else list(fp32_attention)
+        if len(keep) != len(islands):
+            raise RuntimeError(f"found {len(islands)} attention islands in the TFLite graph, expected {len(keep)}")
+        chosen = [island for island, fp32 in zip(islands, keep, strict=True) if fp32]
+        norms = norm_islands(fp32_path.read_bytes())
+        recipe_rules = build_recipe(chosen + norms, hardswish_fp32=hardswish_fp32)
+        quantize_tflite_file(fp32_path, out_path, calib, recipe_rules, nhwc=nhwc)
+    return {"islands": len(islands), "island_ops": [[n.op for n in isl] for isl in islands],
+            "norm_islands": [[n.op for n in isl] for isl in norms]}
