@@ -1,0 +1,401 @@
+"""Convert models plain and in deploy form with the real converters and count what comes out.
+
+    .venv/bin/python bench/inspect_tflite_graph.py --model efficientvit-b0 --model efficientvit-b1 \
+        --resolution 224 --resolution 512 [--executorch] [--onnx] [--time-runs 30 --threads 2] [--dump]
+
+For each (model, resolution, variant) it converts with `litert_torch.convert(module, (x,))`, writes the .tflite into
+--workdir, and reports from the flatbuffer: the op census, where each TRANSPOSE sits (model I/O, conv->heads boundary,
+heads->conv boundary, inside the attention core), slices and pads inside attention, HARD_SWISH ops against
+`nn.Hardswish` modules, and the XNNPACK partitions of a delegated interpreter (one DELEGATE node per partition;
+ai-edge-litert 2.3 does not print the runtime's "Replacing N out of M node(s)" line, so the replaced nodes are found by
+walking back from each DELEGATE's outputs to its inputs). Optional: ExecuTorch lowering (delegate calls and the
+call_function nodes left outside them), ONNX dynamo export (HardSwish / HardSigmoid / Transpose / Slice / Pad nodes),
+and interleaved LiteRT timing of plain vs deploy. Prints Markdown; `--out FILE` also writes it.
+
+"Attention world" ops are the ones only attention produces (BATCH_MATMUL, SOFTMAX, DIV, SUM, the slices and pads of
+the official plumbing); a TRANSPOSE is "inside attention" when both sides of it (walking through RESHAPE / RELU / MUL /
+ADD-with-constant) are attention-world ops, and a boundary transpose when one side is the conv world.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from effvit_deploy import models  # noqa: E402
+from effvit_deploy.export.deploy import to_deploy_form  # noqa: E402
+
+ATTENTION_OPS = {"BATCH_MATMUL", "SOFTMAX", "DIV", "SUM", "SLICE", "STRIDED_SLICE", "PADV2", "SPLIT", "SPLIT_V"}
+PASS_THROUGH = {"RESHAPE", "RELU", "MUL", "ADD", "SQUEEZE", "EXPAND_DIMS", "CAST", "MEAN"}
+FORBIDDEN_IN_ATTENTION = ("TRANSPOSE", "SLICE", "STRIDED_SLICE", "PAD", "PADV2")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# flatbuffer reading
+
+
+@dataclass
+class Op:
+    index: int
+    name: str
+    inputs: list[int]
+    outputs: list[int]
+    shapes_in: list[tuple[int, ...] | None]
+    shapes_out: list[tuple[int, ...]]
+    extra: str = ""
+
+
+@dataclass
+class Graph:
+    ops: list[Op]
+    inputs: list[int]
+    outputs: list[int]
+    constants: set[int] = field(default_factory=set)
+
+    def census(self) -> collections.Counter:
+        return collections.Counter(op.name for op in self.ops)
+
+
+def read_graph(path: Path) -> Graph:
+    """Ops of subgraph 0 with tensor ids, shapes and BATCH_MATMUL adj flags."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = schema.Model.GetRootAs(path.read_bytes(), 0)
+    sub = model.Subgraphs(0)
+
+    def shape(t: int) -> tuple[int, ...] | None:
+        return tuple(int(v) for v in sub.Tensors(t).ShapeAsNumpy()) if t >= 0 else None
+
+    constants = set()
+    for t in range(sub.TensorsLength()):
+        buffer = model.Buffers(sub.Tensors(t).Buffer())
+        if buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0):
+            constants.add(t)
+    ops = []
+    for i in range(sub.OperatorsLength()):
+        op = sub.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        name = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
+        ins = [int(op.Inputs(j)) for j in range(op.InputsLength())]
+        outs = [int(op.Outputs(j)) for j in range(op.OutputsLength())]
+        extra = ""
+        if name == "BATCH_MATMUL":
+            opts = schema.BatchMatMulOptions()
+            table = op.BuiltinOptions()
+            opts.Init(table.Bytes, table.Pos)
+            extra = f"adj_x={int(opts.AdjX())} adj_y={int(opts.AdjY())}"
+        ops.append(Op(i, name, ins, outs, [shape(t) for t in ins], [shape(t) for t in outs], extra))
+    inputs = [int(sub.Inputs(j)) for j in range(sub.InputsLength())]
+    outputs = [int(sub.Outputs(j)) for j in range(sub.OutputsLength())]
+    return Graph(ops, inputs, outputs, constants)
+
+
+def _world(graph: Graph, op: Op, up: bool) -> str:
+    """'attention', 'conv' or 'io': the first non-pass-through op above (up=True) or below `op`."""
+    producers = {t: o for o in graph.ops for t in o.outputs}
+    consumers: dict[int, list[Op]] = collections.defaultdict(list)
+    for o in graph.ops:
+        for t in o.inputs:
+            consumers[t].append(o)
+    seen: set[int] = set()
+    frontier = [op]
+    kinds: set[str] = set()
+    while frontier:
+        current = frontier.pop()
+        tensors = [t for t in current.inputs if t not in graph.constants] if up else current.outputs
+        for t in tensors:
+            if t < 0:
+                continue
+            if up and t in graph.inputs or not up and t in graph.outputs:
+                kinds.add("io")
+            nexts = [producers[t]] if up and t in producers else ([] if up else consumers[t])
+            for n in nexts:
+                if n.index in seen:
+                    continue
+                seen.add(n.index)
+                if n.name in PASS_THROUGH:
+                    frontier.append(n)
+                else:
+                    kinds.add("attention" if n.name in ATTENTION_OPS else "conv")
+    if "conv" in kinds:
+        return "conv"
+    if "attention" in kinds:
+        return "attention"
+    return "io"
+
+
+def locate(graph: Graph, names: tuple[str, ...] = FORBIDDEN_IN_ATTENTION) -> collections.Counter:
+    """(op, place) -> count for the given ops; place is 'model io', 'conv->heads', 'heads->conv', 'attention core',
+    'conv' (e.g. the PAD before a stride-2 conv)."""
+    places: collections.Counter = collections.Counter()
+    for op in graph.ops:
+        if op.name not in names:
+            continue
+        above, below = _world(graph, op, up=True), _world(graph, op, up=False)
+        if "io" in (above, below) and op.name == "TRANSPOSE":
+            place = "model io"
+        elif above == below == "attention":
+            place = "attention core"
+        elif above == "conv" and below == "attention":
+            place = "conv->heads"
+        elif above == "attention" and below == "conv":
+            place = "heads->conv"
+        elif above == "attention" or below == "attention":
+            place = "attention core"
+        else:
+            place = "conv"
+        places[(op.name, place)] += 1
+    return places
+
+
+def delegation(path: Path) -> tuple[int, collections.Counter]:
+    """(XNNPACK partitions, op types left outside them) of the delegated interpreter."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with _quiet_stderr():
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        interpreter.allocate_tensors()
+    details = interpreter._get_ops_details()
+    original = [d for d in details if d["op_name"] != "DELEGATE"]
+    delegates = [d for d in details if d["op_name"] == "DELEGATE"]
+    producer = {int(t): d for d in original for t in d["outputs"]}
+    replaced: set[int] = set()
+    for d in delegates:
+        boundary = {int(t) for t in d["inputs"]}
+        stack = [int(t) for t in d["outputs"]]
+        while stack:
+            node = producer.get(stack.pop())
+            if node is None or node["index"] in replaced:
+                continue
+            replaced.add(node["index"])
+            stack.extend(int(t) for t in node["inputs"] if t >= 0 and int(t) not in boundary)
+    return len(delegates), collections.Counter(d["op_name"] for d in original if d["index"] not in replaced)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C++ logging on fd 2 (the interpreter's INFO lines) for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# converters
+
+
+def convert_tflite(module: nn.Module, example: torch.Tensor, path: Path) -> None:
+    import litert_torch
+
+    with _quiet_stderr(), contextlib.redirect_stdout(io.StringIO()):
+        litert_torch.convert(module.eval(), (example,)).export(str(path))
+
+
+def executorch_check(module: nn.Module, example: torch.Tensor) -> tuple[int, collections.Counter]:
+    """(delegate calls, call_function targets outside the delegates) after XNNPACK lowering."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    with _quiet_stderr():
+        edge = to_edge_transform_and_lower(torch.export.export(module, (example,)), partitioner=[XnnpackPartitioner()])
+    nodes = [n for n in edge.exported_program().graph_module.graph.nodes if n.op == "call_function"]
+    delegates = sum("executorch_call_delegate" in str(n.target) for n in nodes)
+    outside = collections.Counter(
+        str(n.target).split(":")[1].split(".")[-2] if ":" in str(n.target) else str(n.target)
+        for n in nodes
+        if "executorch_call_delegate" not in str(n.target) and "getitem" not in str(n.target)
+    )
+    return delegates, outside
+
+
+def onnx_check(module: nn.Module, example: torch.Tensor) -> collections.Counter:
+    with _quiet_stderr(), contextlib.redirect_stdout(io.StringIO()):
+        program = torch.onnx.export(module, (example,), dynamo=True, verbose=False)
+    return collections.Counter(n.op_type for n in program.model_proto.graph.node)
+
+
+def time_tflite(paths: list[Path], runs: int, threads: int) -> list[list[float]]:
+    """Interleaved invoke times (seconds) per file, after 5 warm-up runs each."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreters = []
+    for path in paths:
+        with _quiet_stderr():
+            interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], np.random.default_rng(0).random(detail["shape"], dtype=np.float32))
+        for _ in range(5):
+            interpreter.invoke()
+        interpreters.append(interpreter)
+    times: list[list[float]] = [[] for _ in paths]
+    for _ in range(runs):
+        for i, interpreter in enumerate(interpreters):
+            start = time.perf_counter()
+            interpreter.invoke()
+            times[i].append(time.perf_counter() - start)
+    return times
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# driver
+
+
+def build_variants(name: str, resolution: tuple[int, int]) -> dict[str, nn.Module]:
+    """{'plain': model as built (seed 0, random BN statistics), 'deploy': its deploy form}."""
+    try:
+        from effvit_deploy.export.weights import seeded_model
+
+        plain = seeded_model(name)
+    except ImportError:
+        torch.manual_seed(0)
+        plain = models.build(name)
+    return {"plain": plain.eval(), "deploy": to_deploy_form(plain, resolution)[0]}
+
+
+def count_hardswish(module: nn.Module) -> int:
+    return sum(isinstance(m, nn.Hardswish) for m in module.modules())
+
+
+CENSUS_HEADER = (
+    "| model | res | variant | TRANSPOSE (io / conv->heads / core / heads->conv) | SLICE+STRIDED | PAD (conv / attn) "
+    "| PADV2 | BATCH_MATMUL | HARD_SWISH / modules | ops | partitions | undelegated |\n" + "|---" * 12 + "|"
+)
+OTHER_HEADER = "| model | res | variant | target | result | notes |\n" + "|---" * 6 + "|"
+TIMING_HEADER = (
+    "| model | res | threads | runs | plain median | deploy median | speedup | plain p10 | deploy p10 |\n"
+    + "|---" * 9
+    + "|"
+)
+
+
+def census_row(name: str, res: str, variant: str, module: nn.Module, path: Path) -> str:
+    """One Markdown row of the TFLite census for a converted file."""
+    graph = read_graph(path)
+    census = graph.census()
+    places = locate(graph)
+    parts, outside = delegation(path)
+    t = [places[("TRANSPOSE", p)] for p in ("model io", "conv->heads", "attention core", "heads->conv")]
+    adj = collections.Counter(
+        op.extra.replace("adj_x=0", "").replace("adj_y=0", "").replace("=1", "").strip() or "plain"
+        for op in graph.ops
+        if op.name == "BATCH_MATMUL"
+    )
+    return (
+        f"| {name} | {res} | {variant} | {census['TRANSPOSE']} ({' / '.join(map(str, t))}) "
+        f"| {census['SLICE'] + census['STRIDED_SLICE']} "
+        f"| {places[('PAD', 'conv')]} / {places[('PAD', 'attention core')]} | {census['PADV2']} "
+        f"| {census['BATCH_MATMUL']} ({', '.join(f'{k} {v}' for k, v in sorted(adj.items())) or '-'}) "
+        f"| {census['HARD_SWISH']} / {count_hardswish(module)} | {sum(census.values())} | {parts} "
+        f"| {dict(outside) or '-'} |"
+    )
+
+
+def other_rows(name: str, res: str, variant: str, module: nn.Module, example: torch.Tensor, args) -> list[str]:
+    """ExecuTorch and/or ONNX rows, as requested."""
+    rows = []
+    if args.executorch:
+        delegates, left = executorch_check(module, example)
+        rows.append(
+            f"| {name} | {res} | {variant} | ExecuTorch | delegates {delegates} | outside: {dict(left) or '-'} |"
+        )
+    if args.onnx:
+        nodes = onnx_check(module, example)
+        keys = ("HardSwish", "HardSigmoid", "Transpose", "Slice", "Pad", "BatchNormalization")
+        found = ", ".join(f"{k} {nodes.get(k, 0)}" for k in keys)
+        rows.append(
+            f"| {name} | {res} | {variant} | ONNX | {found} "
+            f"| nodes {sum(nodes.values())}, hardswish modules {count_hardswish(module)} |"
+        )
+    return rows
+
+
+def timing_row(name: str, res: str, paths: dict[str, Path], runs: int, threads: int) -> str:
+    order = ["plain", "deploy"]
+    times = time_tflite([paths[v] for v in order], runs, threads)
+    med = [float(np.median(t)) * 1e3 for t in times]
+    p10 = [float(np.percentile(t, 10)) * 1e3 for t in times]
+    return (
+        f"| {name} | {res} | {threads} | {runs} | {med[0]:.2f} | {med[1]:.2f} | {med[0] / med[1]:.3f} "
+        f"| {p10[0]:.2f} | {p10[1]:.2f} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", action="append", default=None)
+    parser.add_argument("--resolution", action="append", default=None, help="224 or HxW")
+    parser.add_argument("--executorch", action="store_true")
+    parser.add_argument("--onnx", action="store_true")
+    parser.add_argument("--time-runs", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dump", action="store_true", help="list every op of the deploy form")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    names = args.model or ["efficientvit-b0", "efficientvit-b1"]
+    resolutions = [models.parse_resolution(r) for r in (args.resolution or ["224", "512"])]
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="inspect_tflite_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    census_rows: list[str] = []
+    extra_rows: list[str] = []
+    timing_rows: list[str] = []
+    for name in names:
+        for resolution in resolutions:
+            res = models.format_resolution(resolution)
+            example = torch.rand(1, 3, *resolution, generator=torch.Generator().manual_seed(1234))
+            paths = {}
+            for variant, module in build_variants(name, resolution).items():
+                start = time.time()
+                paths[variant] = workdir / f"{name}_{res}_{variant}.tflite"
+                convert_tflite(module, example, paths[variant])
+                census_rows.append(census_row(name, res, variant, module, paths[variant]))
+                print(census_rows[-1], f"({time.time() - start:.0f}s)", flush=True)
+                if args.dump and variant == "deploy":
+                    for op in read_graph(paths[variant]).ops:
+                        print(f"    {op.index:4d} {op.name:20s} {op.shapes_in} -> {op.shapes_out} {op.extra}")
+                for row in other_rows(name, res, variant, module, example, args):
+                    extra_rows.append(row)
+                    print(row, flush=True)
+            if args.time_runs:
+                timing_rows.append(timing_row(name, res, paths, args.time_runs, args.threads))
+                print(timing_rows[-1], flush=True)
+
+    text = "\n".join(["## TFLite op census (litert-torch)", "", CENSUS_HEADER, *census_rows])
+    if extra_rows:
+        text += "\n\n## ExecuTorch / ONNX\n\n" + "\n".join([OTHER_HEADER, *extra_rows])
+    if timing_rows:
+        text += "\n\n## LiteRT latency, interleaved (ms)\n\n" + "\n".join([TIMING_HEADER, *timing_rows])
+    print()
+    print(text)
+    if args.out:
+        from effvit_deploy.fileio import atomic_write_text
+
+        atomic_write_text(args.out, text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
