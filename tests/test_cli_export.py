@@ -73,9 +73,10 @@ def test_export_table_then_cached(tmp_path: Path, fake: FakeBackend) -> None:
     assert (tmp_path / "efficientvit-b0" / "64x96" / "fake-fp32-noopt.pt").is_file()
     assert fake.converted == 2
     second = CliRunner().invoke(app, args)
-    assert second.exit_code == 0 and second.stdout.count("cached") == 2 and fake.converted == 2
+    assert second.exit_code == 0 and second.stdout.count("cached │") == 2 and fake.converted == 2
     forced = CliRunner().invoke(app, [*args, "--force"])
-    assert forced.exit_code == 0 and "cached" not in forced.stdout and fake.converted == 4
+    assert forced.exit_code == 0 and "cached │" not in forced.stdout and fake.converted == 4
+    assert f"artifacts and manifest.json in {tmp_path}/efficientvit-b0/64x96/" in forced.stdout
 
 
 def test_progress_names_each_artifact(tmp_path: Path, fake: FakeBackend) -> None:

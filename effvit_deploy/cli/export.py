@@ -6,12 +6,16 @@ numbers are printed, nothing is written for it); 2 bad input (one line on stderr
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -26,7 +30,7 @@ from .common import make_app, run_app
 
 app = make_app("Export models to ONNX, TFLite and ExecuTorch; every artifact is verified against PyTorch.")
 
-EXIT_VERIFICATION = 1
+EXIT_FAILED = 1  # an artifact failed verification or conversion
 _WIDE = 160  # table width when stdout is not a terminal (rich would otherwise squeeze it into 80 columns)
 
 
@@ -53,34 +57,55 @@ def export(
     calib: Annotated[Path | None, typer.Option(help="int8: folder of calibration images.")] = None,
     calib_count: Annotated[int | None, typer.Option(help="int8: number of calibration images.")] = None,
     int8_attention: Annotated[str, typer.Option(help="int8: attention in auto, int8 or fp32.")] = "auto",
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log cache decisions and stages.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log cache decisions; show converter output.")
+    ] = False,
 ) -> None:
     """Export MODEL to TARGET at each RESOLUTION, verify it in the target's runtime, and write manifest.json."""
     err = Console(stderr=True)
     _setup_logging(err, verbose)
     if precision != "int8" and (calib is not None or calib_count is not None or int8_attention != "auto"):
         err.print("[yellow]note:[/] --calib/--calib-count/--int8-attention apply to --precision int8 only; ignored")
-    targets = _expand_targets(target)
-    requests = [
-        api.check_request(
-            m,
-            t,
-            r,
-            precision,
-            out,
-            optimize=optimize,
-            nhwc=nhwc,
-            checkpoint=checkpoint,
-            calib=calib,
-            calib_count=calib_count,
-            int8_attention=int8_attention,
-        )
-        for m in model
-        for r in resolution or ["224"]
-        for t in targets
-    ]
+    # importing the runtimes already prints C++ log lines: validate inside the redirect too
+    with _converter_noise_to_log(enabled=not verbose) as (console_file, log):
+        targets = _expand_targets(target)
+        requests = [
+            api.check_request(
+                m,
+                t,
+                r,
+                precision,
+                out,
+                optimize=optimize,
+                nhwc=nhwc,
+                checkpoint=checkpoint,
+                calib=calib,
+                calib_count=calib_count,
+                int8_attention=int8_attention,
+            )
+            for m in model
+            for r in resolution or ["224"]
+            for t in targets
+        ]
+        rows = _run_all(requests, force, Console(file=console_file), verbose)
+    _setup_logging(err, verbose)  # the console _run_all logged to is closed now
+    failures = [row["message"] for row in rows if "message" in row]
+    _print_table(rows)
+    for line in failures:
+        print(f"error: {line}", file=sys.stderr)
+    if log is not None:
+        if failures:
+            print(f"converter output: {log}", file=sys.stderr)
+        else:
+            log.unlink(missing_ok=True)
+    if failures:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _run_all(requests: list[api.Request], force: bool, err: Console, verbose: bool) -> list[dict[str, Any]]:
+    """Run each request under a spinner; a failed artifact becomes a row with its message, the others go on."""
+    _setup_logging(err, verbose)  # log lines go where the progress display goes
     rows: list[dict[str, Any]] = []
-    failures: list[str] = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as bar:
         for request in requests:
             label = request.describe()
@@ -100,20 +125,51 @@ def export(
             except EffvitError as exc:
                 if not isinstance(exc, VerificationError | RuntimeError):
                     raise  # bad input (e.g. a checkpoint that does not fit): one line, exit 2
-                # this artifact failed (verification or conversion): report it, go on with the others
+                # verification or conversion failed for this artifact: nothing written, go on with the others
                 bar.update(task, description=f"[red]FAILED[/] {label}", total=1, completed=1)
-                failures.append(str(exc))
                 summary = describe(exc.parity) if isinstance(exc, VerificationError) else "conversion failed"
-                rows.append({"request": request, "error": summary})
+                rows.append({"request": request, "error": summary, "message": str(exc)})
                 continue
             status = "cached" if entry["cached"] else f"{entry['export_seconds']:.1f}s"
             bar.update(task, description=f"[green]done[/] {label} ({status})", total=1, completed=1)
             rows.append({"request": request, "entry": entry})
-    _print_table(rows)
-    for line in failures:
-        print(f"error: {line}", file=sys.stderr)
-    if failures:
-        raise typer.Exit(EXIT_VERIFICATION)
+    return rows
+
+
+@contextlib.contextmanager
+def _converter_noise_to_log(enabled: bool) -> Iterator[tuple[TextIO, Path | None]]:
+    """Send whatever lands on file descriptor 2 during conversion to a temp log; yield a stream to the real stderr.
+
+    The converters' C++ logs (absl, XNNPACK, cpuinfo) and library warnings are written straight to fd 2 and would
+    bury the progress display. The log is deleted after a clean run and named when an artifact failed.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # in-process test runners replace stderr with a buffer
+        fd = None
+    if not enabled or fd is None:
+        yield sys.stderr, None
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    log_fd, log_name = tempfile.mkstemp(prefix="effvit-export.", suffix=".log")
+    real_stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8")
+    os.dup2(log_fd, fd)
+    os.close(log_fd)
+    log = Path(log_name)
+    try:
+        yield real_stderr, log
+    except (EffvitError, KeyboardInterrupt, typer.Exit):
+        log.unlink(missing_ok=True)  # explained by its own message
+        raise
+    except BaseException:
+        print(f"converter output: {log}", file=real_stderr)  # an unexpected crash: the C++ log may tell why
+        raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
+        real_stderr.close()
 
 
 def _expand_targets(names: list[str]) -> list[str]:
@@ -150,10 +206,13 @@ def _parity(entry: dict[str, Any]) -> str:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    out = Console() if sys.stdout.isatty() else Console(width=_WIDE)
+    wide = sys.stdout.isatty() or "COLUMNS" in os.environ
+    out = Console() if wide else Console(width=_WIDE)
     table = Table(title="effvit-export")
-    for column in ("model", "resolution", "target", "precision", "file", "size", "ops", "partitions", "parity", "time"):
-        table.add_column(column, justify="right" if column in ("size", "ops", "partitions", "time") else "left")
+    for column in ("model", "resolution", "target", "precision", "artifact", "size", "ops", "partitions", "parity"):
+        table.add_column(column, justify="right" if column in ("size", "ops", "partitions") else "left")
+    table.add_column("time", justify="right")
+    folders: list[str] = []
     for row in rows:
         req = row["request"]
         head = [req.name, f"{req.resolution[0]}x{req.resolution[1]}", req.target, req.precision]
@@ -165,14 +224,19 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         parts = census.get("partitions")
         table.add_row(
             *head,
-            str(Path(e["path"])),
+            e["artifact"],
             _size(e["size_bytes"]),
             str(census.get("total_ops", "-")),
             "-" if parts is None else str(parts),
             _parity(e),
             "cached" if e["cached"] else f"{e['export_seconds']:.1f}s",
         )
+        folder = str(Path(e["path"]).parent)
+        if folder not in folders:
+            folders.append(folder)
     out.print(table)
+    for folder in folders:
+        out.print(f"artifacts and manifest.json in {folder}/", highlight=False)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
