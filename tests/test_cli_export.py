@@ -171,6 +171,24 @@ def test_console_script_all_targets_b0(tmp_path_factory: pytest.TempPathFactory)
     assert proc.stdout.count("efficientvit-b0") >= 3 and "max|Δ|" in proc.stdout
 
 
+def test_missing_runtime_exits_2_before_any_work(tmp_path: Path) -> None:
+    """A shadowing `litert_torch` package that fails to import stands in for an uninstalled runtime."""
+    shim = tmp_path / "shim" / "litert_torch"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text('raise ImportError("No module named litert_torch")\n')
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [EFFVIT_EXPORT, "--target", "tflite", "--model", "efficientvit-b0", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(shim.parent)},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "pip install 'effvit-deploy[tflite]'" in proc.stderr, proc.stderr
+    assert not any(p.is_file() for p in out.rglob("*"))
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # interrupts: a real, slow conversion in a subprocess
 # ---------------------------------------------------------------------------------------------------------------------

@@ -292,6 +292,31 @@ def test_converter_crash_leaves_nothing(tmp_path: Path, fake: FakeBackend) -> No
     assert _leftovers(tmp_path) == []
 
 
+def _export_in_child(out: str, precision: str, force: bool) -> None:
+    torch.set_num_threads(1)  # as DataLoader workers do: no OpenMP pool inherited across fork
+    _export_tiny(Path(out), precision=precision, force=force)
+
+
+def test_parallel_exports_into_one_folder(tmp_path: Path, fake: FakeBackend) -> None:
+    """Two processes write the same artifact and a third another one: the manifest matches the files on disk."""
+    ctx = mp.get_context("fork")  # children inherit the monkeypatched backend
+    jobs = [("fp32", True), ("fp32", True), ("fp16", True)]
+    procs = [ctx.Process(target=_export_in_child, args=(str(tmp_path), p, f)) for p, f in jobs]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    from effvit_deploy.fileio import sha256_file
+
+    folder = tmp_path / "EfficientViTCls" / "64x96"
+    entries = mf.read_manifest(folder)["artifacts"]
+    assert sorted(entries) == ["fake-fp16-noopt.pt", "fake-fp32-noopt.pt"]
+    for name, entry in entries.items():
+        assert sha256_file(folder / name) == entry["sha256"]
+    assert _leftovers(tmp_path) == []
+
+
 def test_export_many_validates_everything_first(tmp_path: Path, fake: FakeBackend) -> None:
     with pytest.raises(InvalidInputError, match="multiple of 32"):
         api.export_many([tiny_model()], ["fake"], ["64x96", "100"], out_dir=tmp_path, optimize=False)
