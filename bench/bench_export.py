@@ -1,0 +1,185 @@
+"""`make bench-export`: what the deploy form buys at run time, per runtime and resolution, measured in one process.
+
+    .venv/bin/python bench/bench_export.py [--model efficientvit-b1] [--resolution 224 --resolution 512 ...]
+        [--target tflite --target onnx --target executorch] [--runs 30] [--threads 2] [--out-dir export]
+
+For each target and resolution it exports the model twice through the pipeline (`effvit_deploy.export.export`, so
+every artifact is verified against PyTorch and cached in --out-dir): as built (`optimize=False`, the `--no-optimize`
+artifact) and in deploy form (`optimize=True`). Both artifacts are loaded in their own runtime (LiteRT interpreter
+with XNNPACK, ONNX Runtime CPU, ExecuTorch with XNNPACK) with the same thread count, warmed up, and invoked
+alternately (plain, deploy, plain, ...) so drifts in machine load hit both alike. Reported per configuration:
+median and 10th-percentile latency, speedup = plain median / deploy median, and achieved GFLOP/s = 2 x MACs / median
+(MACs of the model as built, `effvit_deploy.models.profile`, the same for both), next to this machine's fp32 GEMM
+rate measured in the same run (torch.matmul 2048x2048 at the same thread count, best of 10, before and after).
+The table is printed and written as Markdown to bench/results/bench_export.md (atomically).
+
+This is a benchmark, not a test: it takes several minutes, and the numbers are only as quiet as the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from effvit_deploy import models  # noqa: E402
+from effvit_deploy.export import export  # noqa: E402
+from effvit_deploy.export.targets import get_target  # noqa: E402
+from effvit_deploy.fileio import atomic_write_text  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_export.md"
+
+
+@dataclass
+class Row:
+    target: str
+    resolution: str
+    macs: int
+    plain: list[float]
+    deploy: list[float]
+
+    def median(self, variant: str) -> float:
+        return statistics.median(getattr(self, variant))
+
+    def p10(self, variant: str) -> float:
+        return float(np.percentile(getattr(self, variant), 10))
+
+    def gflops(self, variant: str) -> float:
+        return 2 * self.macs / (self.median(variant) / 1e3) / 1e9  # latencies are in ms
+
+
+def gemm_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:
+    """Best-of-`repeats` fp32 GEMM rate of torch.matmul at `threads` threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        for _ in range(3):
+            a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+        return 2 * size**3 / best / 1e9
+    finally:
+        torch.set_num_threads(previous)
+
+
+def artifact(model: str, target: str, resolution: tuple[int, int], optimize: bool, out_dir: Path) -> tuple[Path, int]:
+    """Export (or reuse the cached, verified artifact) and return (path, MACs of the model as built)."""
+    entry = export(model, target, resolution, "fp32", out_dir, optimize=optimize)
+    return Path(entry["path"]), int(entry["macs"])
+
+
+def time_pair(target: str, paths: dict[str, Path], resolution: tuple[int, int], runs: int, warmup: int, threads: int):
+    """Interleaved latencies (ms) of the plain and deploy artifacts, each through its target's runner."""
+    backend = get_target(target)
+    runners = {variant: backend.load_runner(path, threads=threads) for variant, path in paths.items()}
+    x = np.random.default_rng(0).random((1, 3, *resolution), dtype=np.float32)
+    for _ in range(warmup):
+        for run in runners.values():
+            run(x)
+    times: dict[str, list[float]] = {variant: [] for variant in runners}
+    for _ in range(runs):
+        for variant, run in runners.items():
+            start = time.perf_counter()
+            run(x)
+            times[variant].append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def markdown(rows: list[Row], model: str, threads: int, runs: int, gemm: tuple[float, float], notes: str) -> str:
+    gemm_rate = max(gemm)
+    lines = [
+        "# Deploy form vs `--no-optimize`: latency per runtime",
+        "",
+        f"{model}, fp32, batch 1, {threads} threads, {runs} interleaved runs per artifact after warm-up. {notes}",
+        f"fp32 GEMM rate of this machine in the same run (torch.matmul 2048x2048, {threads} threads, best of 10): "
+        f"{gemm[0]:.1f} GFLOP/s before, {gemm[1]:.1f} GFLOP/s after.",
+        "",
+        "| runtime | resolution | GMACs | no-optimize median ms (p10) | deploy median ms (p10) | speedup "
+        "| no-optimize GFLOP/s | deploy GFLOP/s | deploy % of GEMM |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.target} | {r.resolution} | {r.macs / 1e9:.3f} | {r.median('plain'):.2f} ({r.p10('plain'):.2f}) "
+            f"| {r.median('deploy'):.2f} ({r.p10('deploy'):.2f}) | {r.median('plain') / r.median('deploy'):.3f}x "
+            f"| {r.gflops('plain'):.1f} | {r.gflops('deploy'):.1f} | {100 * r.gflops('deploy') / gemm_rate:.0f}% |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def machine_notes() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    return f"Machine: {cpu}, {os.cpu_count()} logical CPUs; load average {load} at start; {dt.date.today()}."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="efficientvit-b1")
+    parser.add_argument("--resolution", action="append", default=None, help="224, 512, 1024 or HxW (repeatable)")
+    parser.add_argument("--target", action="append", default=None, help="tflite, onnx, executorch (repeatable)")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out-dir", type=Path, default=Path("export"))
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    resolutions = [models.parse_resolution(r) for r in (args.resolution or ["224", "512", "1024"])]
+    targets = args.target or ["tflite", "onnx", "executorch"]
+
+    notes = machine_notes()
+    gemm_before = gemm_gflops(args.threads)
+    print(f"GEMM {gemm_before:.1f} GFLOP/s at {args.threads} threads. {notes}", flush=True)
+    rows: list[Row] = []
+    for target in targets:
+        for resolution in resolutions:
+            res = models.format_resolution(resolution)
+            started = time.time()
+            plain, macs = artifact(args.model, target, resolution, False, args.out_dir)
+            deploy, _ = artifact(args.model, target, resolution, True, args.out_dir)
+            exported = time.time() - started
+            times = time_pair(
+                target, {"plain": plain, "deploy": deploy}, resolution, args.runs, args.warmup, args.threads
+            )
+            rows.append(Row(target, res, macs, times["plain"], times["deploy"]))
+            r = rows[-1]
+            print(
+                f"{target:10s} {res:9s} no-optimize {r.median('plain'):8.2f} ms  deploy {r.median('deploy'):8.2f} ms  "
+                f"x{r.median('plain') / r.median('deploy'):.3f}  (export {exported:.0f}s, timing "
+                f"{time.time() - started - exported:.0f}s)",
+                flush=True,
+            )
+    gemm_after = gemm_gflops(args.threads)
+    text = markdown(rows, args.model, args.threads, args.runs, (gemm_before, gemm_after), notes)
+    text += f"\nCommand: `{' '.join(['python', 'bench/bench_export.py', *(argv or sys.argv[1:])])}`\n"
+    print()
+    print(text)
+    atomic_write_text(args.results, text)
+    print(f"wrote {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
