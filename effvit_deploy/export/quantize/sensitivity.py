@@ -71,9 +71,14 @@ def decide(mode: str, island: Sequence[dict], int8: Sequence[dict] | None, runti
     return decisions
 
 
+# Left out of the ranking: means (global pooling and LayerNorm statistics; the LayerNorm's mean of a nearly centred
+# vector is ~0, so its SQNR is near 0 dB by construction while the normalised output is fine).
+_NOT_RANKED = {"mean", "layer_norm"}
+
+
 def worst_layers(rows: Sequence[dict], n: int = WORST_LAYERS) -> list[dict]:
     """The n layers with the lowest (accumulated) SQNR, each with the dB it adds itself."""
-    finite = [row for row in rows if math.isfinite(row["sqnr_db"])]
+    finite = [row for row in rows if math.isfinite(row["sqnr_db"]) and row["op"] not in _NOT_RANKED]
     ranked = sorted(finite, key=lambda row: row["sqnr_db"])[:n]
     return [
         {
