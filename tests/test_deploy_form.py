@@ -235,6 +235,25 @@ def test_lite_mla_pass_alone_folds_proj_bn() -> None:
     assert_same_function(model, work, torch.randn(1, 3, 64, 96))
 
 
+class _DataDependent(nn.Module):
+    """A wrapper whose forward cannot run on meta tensors (`.item()`), around a tiny EfficientViT."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = EfficientViTCls(TINY, num_classes=10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) if x.abs().sum().item() >= 0 else self.net(-x)
+
+
+def test_token_counts_without_meta_tracing() -> None:
+    torch.manual_seed(0)
+    model = randomized(_DataDependent())
+    deploy, info = to_deploy_form(model, (64, 96))
+    assert [r["tokens"] for r in info["attention"]] == [4 * 6, 2 * 3]
+    assert_same_function(model, deploy, torch.randn(1, 3, 64, 96))
+
+
 @pytest.mark.parametrize("bad", [(224,), (0, 224), "224", (224.0, 224), (True, 2), None])
 def test_bad_resolution(bad: object) -> None:
     with pytest.raises(InvalidInputError, match="resolution"):
@@ -260,12 +279,15 @@ def _inspect_module():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("resolution", [(64, 96), (128, 128)])
-def test_tflite_attention_is_clean_and_one_partition(tmp_path: Path, resolution: tuple[int, int]) -> None:
+@pytest.mark.parametrize(("resolution", "softmax"), [((64, 96), False), ((128, 128), False), ((64, 64), True)])
+def test_tflite_attention_is_clean_and_one_partition(
+    tmp_path: Path, resolution: tuple[int, int], softmax: bool
+) -> None:
+    """64x96 gives one linear and one quadratic stage (4x6 and 2x3 maps, dim 8); 128x128 two linear ones."""
     pytest.importorskip("litert_torch")
     inspect = _inspect_module()
     torch.manual_seed(0)
-    model = randomized(EfficientViTCls(TINY, num_classes=10))
+    model = randomized(EfficientViTCls(TINY, num_classes=10, softmax=softmax))
     deploy, info = to_deploy_form(model, resolution)
     path = tmp_path / "tiny.tflite"
     inspect.convert_tflite(deploy, torch.rand(1, 3, *resolution), path)

@@ -37,14 +37,15 @@ def to_deploy_form(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """A new module in deploy form for inputs of `resolution`, and what was done to it.
 
-    The input model is deep-copied and never modified. The result is in eval mode with float32 parameters for every
-    precision: the fp16 targets cast the module themselves, and `DeployLiteMLA` then runs its matmuls and division
-    in fp32 (it casts whenever its input is not fp32); int8 quantizers start from the float deploy form.
+    The input model is deep-copied and never modified. The result is in eval mode and keeps the input's dtype
+    (float32 for the registry models) whatever `precision` says: the fp16 targets cast the module themselves, and
+    `DeployLiteMLA` then runs its matmuls and division in fp32 (it casts whenever its input is not fp32); int8
+    quantizers start from the float deploy form.
 
     Args:
         model: any module; the passes rewrite what they recognise (BN after conv, LiteMLA) and leave the rest.
         resolution: input (height, width); fixes each attention's token count and hence its matmul order.
-        precision: "fp32", "fp16" or "int8" (recorded; the returned module is float32 in every case).
+        precision: "fp32", "fp16" or "int8"; validated and recorded, no pass depends on it today.
 
     Returns:
         (module, info) with info = {"optimizations": [pass names that changed something], "attention": [{"module",

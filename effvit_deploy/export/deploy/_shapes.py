@@ -1,8 +1,9 @@
 """Static feature-map sizes: the (H, W) each module of a given type sees at an input resolution, without computing.
 
 The model runs once on the meta device (shapes only, no arithmetic, no memory for activations) through
-`torch.func.functional_call`, with forward pre-hooks that record each matching module's input size. The model's own
-parameters are not touched; the hooks are removed before returning.
+`torch.func.functional_call`, with forward pre-hooks that record each matching module's input size. A model whose
+forward cannot run on meta tensors (data-dependent Python, `.item()`) is run once for real on zeros instead. The
+model's own parameters are not touched; the hooks are removed before returning.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ def input_sizes(
         meta_state = {k: v.to("meta") for k, v in (*model.named_parameters(), *model.named_buffers())}
         example = torch.empty(1, _in_channels(model), *resolution, device="meta")
         with torch.no_grad():
-            torch.func.functional_call(model, meta_state, (example,))
+            try:
+                torch.func.functional_call(model, meta_state, (example,))
+            except (RuntimeError, NotImplementedError, TypeError):
+                sizes.clear()
+                param = next(iter(model.parameters()), None)
+                dtype = param.dtype if param is not None else torch.float32
+                model(torch.zeros(1, _in_channels(model), *resolution, dtype=dtype))
     finally:
         for hook in hooks:
             hook.remove()
