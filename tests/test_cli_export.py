@@ -112,6 +112,14 @@ def test_bad_input_exits_2_with_one_line(
     assert fake.converted == 0 and not any(p.is_file() for p in tmp_path.rglob("*"))
 
 
+def test_unreadable_checkpoint_exits_2(tmp_path: Path, fake: FakeBackend, capsys: pytest.CaptureFixture[str]) -> None:
+    garbage = tmp_path / "weights.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    code, _, err = _run_main([*BASE, "--out", str(tmp_path / "out"), "--checkpoint", str(garbage)], capsys)
+    assert code == 2 and err.startswith(f"error: {garbage} is not a PyTorch checkpoint") and err.count("\n") == 1
+    assert fake.converted == 0 and not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
+
+
 def test_unwritable_out_exits_2(tmp_path: Path, fake: FakeBackend, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")

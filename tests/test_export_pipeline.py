@@ -608,3 +608,13 @@ def test_b0_non_square_tflite(b0_exports: _Exports) -> None:
     entry = b0_exports.get("efficientvit-b0", "tflite", "160x224")
     assert entry["resolution"] == "160x224" and entry["input"]["shape"] == [1, 3, 160, 224]
     _check_artifact(entry, seeded_model("efficientvit-b0"), "tflite", (160, 224))
+
+
+@pytest.mark.slow
+def test_tiny_int8_tflite(tiny_exports: _Exports) -> None:
+    """int8 goes through the quantize package; the pipeline still verifies against the model as built."""
+    entry = tiny_exports.get(tiny_model(), "tflite", "64x96", "int8", name="tiny", calib_count=8)
+    assert Path(entry["path"]).name == "tflite-int8.tflite"
+    assert entry["parity"]["passed"] and entry["parity"]["criterion"].startswith("cosine")
+    assert entry["int8"]["accuracy"]["cosine"] > 0.98 and entry["options"]["calib_count"] == 8
+    assert entry["census"]["ops"].get("HARD_SWISH", 0) == _count(tiny_model(), nn.Hardswish)

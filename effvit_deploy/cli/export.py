@@ -40,7 +40,9 @@ def export(
     model: Annotated[list[str], typer.Option("--model", "-m", help="Model name, e.g. efficientvit-b1 (repeatable).")],
     resolution: Annotated[
         list[str] | None,
-        typer.Option("--resolution", "-r", help="224 or HxW such as 512x1024; multiples of 32 (repeatable)."),
+        typer.Option(
+            "--resolution", "-r", help="224 or HxW such as 512x1024; multiples of 32 (repeatable). [default: 224]"
+        ),
     ] = None,
     precision: Annotated[str, typer.Option(help="fp32, fp16 or int8.")] = "fp32",
     checkpoint: Annotated[
@@ -52,8 +54,8 @@ def export(
     optimize: Annotated[
         bool, typer.Option("--optimize/--no-optimize", help="Apply the deploy form (BN folding, attention order).")
     ] = True,
-    nhwc: Annotated[bool, typer.Option(help="NHWC input/output where the target supports it.")] = False,
-    force: Annotated[bool, typer.Option(help="Re-export even if an identical artifact is cached.")] = False,
+    nhwc: Annotated[bool, typer.Option("--nhwc", help="NHWC (1,H,W,3) input; tflite only.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Re-export even if an identical artifact is cached.")] = False,
     calib: Annotated[Path | None, typer.Option(help="int8: folder of calibration images.")] = None,
     calib_count: Annotated[int | None, typer.Option(help="int8: number of calibration images.")] = None,
     int8_attention: Annotated[str, typer.Option(help="int8: attention in auto, int8 or fp32.")] = "auto",
@@ -61,7 +63,10 @@ def export(
         bool, typer.Option("--verbose", "-v", help="Log cache decisions; show converter output.")
     ] = False,
 ) -> None:
-    """Export MODEL to TARGET at each RESOLUTION, verify it in the target's runtime, and write manifest.json."""
+    """Export MODEL to TARGET at each RESOLUTION, verify it in the target's runtime, and write manifest.json.
+
+    Example: effvit-export --target all --model efficientvit-b1 --resolution 224 --resolution 512x1024
+    """
     err = Console(stderr=True)
     _setup_logging(err, verbose)
     if precision != "int8" and (calib is not None or calib_count is not None or int8_attention != "auto"):
@@ -106,13 +111,15 @@ def _run_all(requests: list[api.Request], force: bool, err: Console, verbose: bo
     """Run each request under a spinner; a failed artifact becomes a row with its message, the others go on."""
     _setup_logging(err, verbose)  # log lines go where the progress display goes
     rows: list[dict[str, Any]] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as bar:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    # live spinner on a terminal only; one line per finished artifact either way (a log for CI, no stray lines)
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         for request in requests:
             label = request.describe()
             task = bar.add_task(f"converting {label} …", total=None)
 
             def stage(text: str, task: Any = task, label: str = label) -> None:
-                bar.update(task, description=f"converting {label} … {text}")
+                bar.update(task, description=f"converting {label} … ({text})")
 
             try:
                 entry = api.run(request, force=force, progress=stage)
@@ -126,12 +133,14 @@ def _run_all(requests: list[api.Request], force: bool, err: Console, verbose: bo
                 if not isinstance(exc, VerificationError | RuntimeError):
                     raise  # bad input (e.g. a checkpoint that does not fit): one line, exit 2
                 # verification or conversion failed for this artifact: nothing written, go on with the others
-                bar.update(task, description=f"[red]FAILED[/] {label}", total=1, completed=1)
+                bar.remove_task(task)
+                err.print(f"[red]FAILED[/] {label}", highlight=False)
                 summary = describe(exc.parity) if isinstance(exc, VerificationError) else "conversion failed"
                 rows.append({"request": request, "error": summary, "message": str(exc)})
                 continue
             status = "cached" if entry["cached"] else f"{entry['export_seconds']:.1f}s"
-            bar.update(task, description=f"[green]done[/] {label} ({status})", total=1, completed=1)
+            bar.remove_task(task)
+            err.print(f"[green]done[/] {label} ({status})", highlight=False)
             rows.append({"request": request, "entry": entry})
     return rows
 
