@@ -1,9 +1,10 @@
 """The export pipeline: model → deploy form → target converter → verification → artifact + manifest entry.
 
->>> from effvit_deploy.export import export
->>> entry = export("efficientvit-b0", "tflite", "224", out_dir="export")
->>> entry["artifact"], entry["parity"]["max_abs"], entry["cached"]
-('tflite-fp32.tflite', 2.1e-06, False)
+    from effvit_deploy.export import export
+    entry = export("efficientvit-b0", "tflite", "224", out_dir="export")
+    entry["path"], entry["parity"]["max_abs"], entry["cached"]
+    # ('export/efficientvit-b0/224x224/tflite-fp32.tflite', 1.37e-06, False) with seed-0 weights; a second call
+    # returns the same entry with cached=True without converting
 
 Layout: `OUT/<model>/<HxW>/<target>-<precision>[-nhwc][-noopt].<ext>` with `manifest.json` beside it.
 The converter writes into a temp file in the destination folder; it is renamed onto the artifact only after the
