@@ -211,7 +211,7 @@ def _parity(entry: dict[str, Any]) -> str:
     p = entry["parity"]
     if entry["precision"] == "fp32":
         return f"max|Δ| {p['max_abs']:.1e}"
-    return f"cos {p['cosine']:.5f}"
+    return f"cos {p['cosine']:.7f}"
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
