@@ -15,7 +15,7 @@ Modules: `calibration` (images, official preprocessing), `pt2e` (XNNPACKQuantize
 from __future__ import annotations
 
 from .calibration import DEFAULT_CALIB_COUNT, ImageSet, calibration_images, heldout_images
-from .int8 import ATTENTION_MODES, RUNTIME_INT8_ATTENTION, TARGETS, quantize_for_target
+from .int8 import ATTENTION_MODES, RUNTIME_INT8_ATTENTION, TARGETS, check_options, quantize_for_target
 
 __all__ = [
     "ATTENTION_MODES",
@@ -24,6 +24,7 @@ __all__ = [
     "TARGETS",
     "ImageSet",
     "calibration_images",
+    "check_options",
     "heldout_images",
     "quantize_for_target",
 ]

@@ -74,8 +74,13 @@ def attention_modules(module: nn.Module) -> list[str]:
     return names
 
 
-def check_request(target: str, attention: str, calib: Sequence[np.ndarray], example: torch.Tensor) -> None:
-    """Refuse, in one line, anything that cannot work, before any work is done."""
+def check_options(target: str, attention: str) -> None:
+    """Refuse an int8 target / attention combination the runtime cannot take (cheap; for early request checks).
+
+    Raises:
+        InvalidInputError: unknown target or attention mode, or `--int8-attention int8` where the runtime has no
+            int8 attention matmul.
+    """
     if target not in TARGETS:
         raise InvalidInputError(f"int8 export supports targets {', '.join(TARGETS)}, not {target!r}")
     if attention not in ATTENTION_MODES:
@@ -87,6 +92,11 @@ def check_request(target: str, attention: str, calib: Sequence[np.ndarray], exam
         raise InvalidInputError(
             f"--int8-attention int8 is not possible for {target}: {reason}; use --int8-attention auto or fp32"
         )
+
+
+def check_request(target: str, attention: str, calib: Sequence[np.ndarray], example: torch.Tensor) -> None:
+    """Refuse, in one line, anything that cannot work, before any work is done."""
+    check_options(target, attention)
     if not calib:
         raise InvalidInputError("int8 export needs at least one calibration image; pass --calib DIR with images")
     shape = tuple(example.shape)
