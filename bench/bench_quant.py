@@ -11,12 +11,14 @@ Reported: median and 10th-percentile latency, speedup = fp32 median / int8 media
 accuracy against fp32 PyTorch (cosine, SQNR, top-1 agreement, from its manifest) and its int8 census (XNNPACK
 partitions, quantize/dequantize boundaries). The table is printed and written to bench/results/bench_quant.md.
 
-What this predicts and what it does not: it measures x86 kernels. This CPU has AVX2 but no int8 dot-product
-instructions (no AVX-VNNI / AVX512-VNNI), so XNNPACK's and ONNX Runtime's int8 GEMMs multiply in 16 bits and the
-int8 gain here comes mostly from moving a quarter of the bytes. Phones with ARMv8.2 dot-product (SDOT/UDOT, most
-2019+ big cores) or i8mm run int8 convolutions 2-4x faster than fp32; that gain cannot be seen here. The accuracy
-figures, the op census (what runs in int8, where fp32 islands are, one XNNPACK partition or not) and the relative cost
-of the fp32 attention islands do carry over, because the same artifact runs on the phone.
+What this predicts and what it does not: it measures x86 kernels, on whatever int8 instructions this CPU has (the
+run prints them from /proc/cpuinfo). With AVX512-VNNI / AVX-VNNI, XNNPACK's QS8 kernels use an int8 dot product much
+like ARM's SDOT; with plain AVX2 they multiply in 16 bits and int8 wins mostly on memory traffic. Either way the
+ratio does not transfer to a phone: core width, caches and memory bandwidth differ, and phones with ARMv8.2
+dot-product (SDOT/UDOT) or i8mm typically see 2-4x from int8 convolutions. What carries over: the accuracy figures,
+the op census (what runs in int8, where the fp32 islands are, one XNNPACK partition or not) and the relative weight
+of the fp32 islands, because the phone runs the same artifact. ONNX Runtime on x86 prefers uint8 activations; the
+artifact uses int8 activations (what ARM kernels prefer), so its x86 latency is the least representative row.
 
 This is a benchmark, not a test: it takes many minutes, and the numbers are only as quiet as the machine.
 """
@@ -137,14 +139,26 @@ def markdown(rows: list[Row], model: str, threads: int, runs: int, notes: str) -
         "and ExecuTorch partitioner) takes hard-swish only in fp32, the attention ones because no runtime here has "
         "int8 batched matmul inside XNNPACK or a usable int8 division.",
         "",
-        "What this does not predict: this CPU has no int8 dot-product instructions, so int8 convolutions here run "
-        "on 16-bit multiply-add paths and win mostly on memory traffic. ARM phones with SDOT/UDOT (ARMv8.2+) or "
-        "i8mm run XNNPACK's QS8 kernels 2-4x faster than fp32; that gain is invisible on this machine and has to "
-        "be measured on the phone (effvit-bench run --device adb:...). What carries over: the accuracy figures, "
-        "the op census (all convs/FCs int8, fp32 islands, one XNNPACK partition) and the relative weight of the "
-        "fp32 islands, because the phone runs the same artifact.",
+        _prediction_note(notes),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _prediction_note(notes: str) -> str:
+    dot = "vnni" in notes
+    isa = ("This CPU reports an x86 int8 dot-product instruction (VNNI), which XNNPACK's QS8 kernels use, so int8 "
+           "here gains from arithmetic as well as from memory traffic." if dot else
+           "This CPU has no int8 dot-product instruction, so int8 convolutions here run on 16-bit multiply-add paths "
+           "and win mostly on memory traffic.")
+    return (
+        f"What this does and does not predict for phones: {isa} The speedup ratio does not transfer: phone cores, "
+        "caches and memory differ, and ARM cores with SDOT/UDOT (ARMv8.2+) or i8mm typically run XNNPACK's QS8 "
+        "convolutions 2-4x faster than fp32; measure on the phone (effvit-bench run --device adb:...). What carries "
+        "over: the accuracy figures, the op census (all convs/FCs int8, fp32 islands, one XNNPACK partition) and "
+        "the relative weight of the fp32 islands, because the phone runs the same artifact. ONNX Runtime on x86 "
+        "prefers uint8 activations; the artifact uses int8 ones (what ARM kernels prefer), so its x86 latency is "
+        "the least representative row."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

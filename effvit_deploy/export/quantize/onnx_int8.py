@@ -7,8 +7,9 @@ calibration reader over the same preprocessed images as the other targets. Atten
 as `nodes_to_exclude`; the rest of every core (Reshape/Concat/Relu) stays quantized. ONNX Runtime has no int8
 HardSwish or LayerNormalization kernel: they compute in fp32 between a DequantizeLinear and a QuantizeLinear.
 
-Note for reading latency: on this x86 CPU (AVX2, no VNNI) ONNX Runtime runs the QDQ model slower than fp32 (measured
-in bench/bench_quant.py); that says nothing about ARM phones with dot-product instructions.
+Note for reading latency: int8 activations (S8S8) are what ONNX Runtime's ARM kernels prefer; on x86 it prefers uint8
+activations (its own guidance in `quantize_static`), so the x86 latency of this artifact (bench/bench_quant.py) says
+little about a phone.
 """
 
 from __future__ import annotations
