@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import fx
 
+from ...errors import MissingDependencyError
+
 log = logging.getLogger(__name__)
 
 aten = torch.ops.aten
@@ -86,10 +88,16 @@ CORE_INT8_OPS = {aten.cat.default, aten.relu.default, aten.reshape.default, aten
 
 
 def _quantizer(attention: set[str], int8_attention: set[str], hardswish: bool = False, observer: str = "histogram"):
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
-    )
+    try:
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+            XNNPACKQuantizer,
+            get_symmetric_quantization_config,
+        )
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"int8 export simulates quantization with ExecuTorch's XNNPACKQuantizer for every target ({exc}); "
+            "install it with: pip install 'effvit-deploy[executorch]'"
+        ) from exc
     from torchao.quantization.pt2e.observer import MinMaxObserver
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec
     from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
