@@ -98,8 +98,9 @@ def _quantizer(attention: set[str], int8_attention: set[str], hardswish: bool = 
             f"int8 export simulates quantization with ExecuTorch's XNNPACKQuantizer for every target ({exc}); "
             "install it with: pip install 'effvit-deploy[executorch]'"
         ) from exc
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import _is_share_obs_or_fq_op
     from torchao.quantization.pt2e.observer import MinMaxObserver
-    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec, SharedQuantizationSpec
     from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
 
     config = get_symmetric_quantization_config(is_per_channel=True)
@@ -136,7 +137,29 @@ def _quantizer(attention: set[str], int8_attention: set[str], hardswish: bool = 
                 elif node.target in MATMUL_OPS and _in_module(node, int8_attention):
                     # int8 x int8 -> int32 accumulate -> fp32 output: the normaliser and the division stay fp32
                     _annotate(node, [a for a in node.args[:2] if isinstance(a, fx.Node)], output=False)
-            return super().annotate(model)
+            model = self._annotate_for_quantization_config(model)
+            _propagate_outside_cores(model)
+            return model
+
+    def _propagate_outside_cores(model: fx.GraphModule) -> None:
+        """XNNPACK's `propagate_annotation` (shape ops and means share their input's qparams), except inside the
+        attention cores: there a shared int8 mean would round the normaliser's key sum to zero for small sums and
+        the division by (0 + eps) would blow the output up by ~1e15."""
+        for n in model.graph.nodes:
+            if n.op != "call_function" or not _is_share_obs_or_fq_op(n.target) or not outside_cores(n):
+                continue
+            prev = n.args[0]
+            if not isinstance(prev, fx.Node):
+                continue
+            annotation = prev.meta.get(Q_ANNOTATION_KEY)
+            if annotation is None or annotation.output_qspec is None:
+                continue
+            if Q_ANNOTATION_KEY in n.meta and n.meta[Q_ANNOTATION_KEY]._annotated:
+                continue
+            shared = SharedQuantizationSpec(prev)
+            n.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(
+                input_qspec_map={prev: shared}, output_qspec=shared, _annotated=True
+            )
 
     def outside_cores(node: fx.Node) -> bool:
         return module_path(node) not in attention or node.target in CORE_INT8_OPS

@@ -61,7 +61,7 @@ def decide(mode: str, island: Sequence[dict], int8: Sequence[dict] | None, runti
             choice, reason = "int8", "--int8-attention int8"
         elif not runtime_int8:
             choice, reason = "fp32", runtime_reason
-        elif cost is None or not math.isfinite(cost) and cost > 0:
+        elif cost is None or not math.isfinite(cost):
             choice, reason = "fp32", "int8 cost not measurable"
         elif cost <= AUTO_MAX_DROP_DB:
             choice, reason = "int8", f"int8 matmuls cost {cost:.2f} dB <= {AUTO_MAX_DROP_DB} dB"
