@@ -9,8 +9,8 @@ converting candidates with litert-torch and counting ops (bench/inspect_tflite_g
   multi-scale branch (depthwise 5x5, grouped 1x1 with groups = heads) is split the same way, weights gathered from
   the official tensors. No SLICE is left: each of q, k, v is one `cat([identity, scale branches])` in NHWC followed
   by the layout TRANSPOSE into head-major (groups, dim, tokens) that any per-head batched matmul needs.
-- The normaliser comes without the ones row: ks = Σ_tokens k (a MEAN times N), den = ks·q (BATCH_MATMUL),
-  out = num / (den + eps).
+- The normaliser comes without the ones row: ks = Σ_tokens k (a global-average-pool MEAN times N), den = ks·q
+  (BATCH_MATMUL), out = num / (den + eps).
 - Products are `torch.bmm` (not `matmul`, which adds an `expand_copy` per operand in torch.export that ExecuTorch's
   XNNPACK partitioner does not take), and transposed operands are written as `bmm(a, b.transpose(1, 2))`, which
   litert maps to BATCH_MATMUL adj_x/adj_y flags (XNNPACK delegates both): the attention core has no TRANSPOSE.
@@ -83,37 +83,52 @@ class DeployLiteMLA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
         kernel = self.order != "softmax"  # the ReLU kernel of linear attention; the softmax twin has none
-        q = self._head_major(x, 0, relu=kernel)
-        k = self._head_major(x, 1, relu=kernel)
-        v = self._head_major(x, 2, relu=False)
+        q = self._head_major(self._maps(x, 0, relu=kernel))
+        k_maps = self._maps(x, 1, relu=kernel)
+        k = self._head_major(k_maps)
+        v = self._head_major(self._maps(x, 2, relu=False))
         if self.order == "softmax":
             att = torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)  # (G, N_q, N_k); 1/sqrt(d) folded into q
             out = torch.bmm(v, att.transpose(1, 2))
         else:
-            out = self._relu_attention(q, k, v)
+            out = self._relu_attention(q, k, v, self._key_sum(k_maps, k))
         return self.proj(out.to(x.dtype).reshape(batch, -1, height, width))
 
-    def _relu_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def _relu_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_sum: torch.Tensor) -> torch.Tensor:
         """(v·kᵀ·q) / (Σ_m k_m·q + eps) per head group, associated as `self.order` says."""
-        groups, dim, tokens = k.shape
-        # Σ over tokens of k as a 4-D mean over the two innermost dims (a global average pool, which TFLite, XNNPACK
-        # in ExecuTorch and ONNX all take as one op) times N; a float factor, so no integer constant needs a cast.
-        k_sum = k.reshape(groups, dim, tokens, 1).mean(dim=(2, 3), keepdim=True).reshape(groups, 1, dim)
-        den = torch.bmm(k_sum * float(tokens), q) + self.eps  # (G, 1, N)
+        den = torch.bmm(k_sum, q) + self.eps  # (G, 1, N)
         if self.order == "linear":
             num = torch.bmm(torch.bmm(v, k.transpose(1, 2)), q)  # (d x d) first: O(N·d²)
         else:
             num = torch.bmm(v, torch.bmm(k.transpose(1, 2), q))  # (N x N) first: O(N²·d)
         return num / den
 
-    def _head_major(self, x: torch.Tensor, which: int, relu: bool) -> torch.Tensor:
-        """q, k or v of every head group as (B*groups, dim, H*W), in fp32 whatever the module's dtype."""
+    def _key_sum(self, k_maps: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Σ over tokens of k per head group, as (G, 1, dim) in fp32.
+
+        A 4-D mean over the two innermost dims (a global average pool: one op in TFLite, ONNX and ExecuTorch's
+        XNNPACK partitioner, which takes no `sum`) times N as a float, so no integer constant needs a cast. In fp32 it
+        pools the NHWC maps before the layout transpose (one reshape fewer); in half precision it pools the fp32
+        head-major k instead, because a runtime may accumulate an fp16 mean in fp16 and N values overflow it.
+        """
+        tokens = k.shape[-1]
+        if k_maps.dtype == torch.float32:
+            pooled = k_maps.mean(dim=(2, 3), keepdim=True)
+        else:
+            pooled = k.reshape(k.shape[0], self.dim, tokens, 1).mean(dim=(2, 3), keepdim=True)
+        return pooled.reshape(-1, 1, self.dim) * float(tokens)
+
+    def _maps(self, x: torch.Tensor, which: int, relu: bool) -> torch.Tensor:
+        """q, k or v of every head group as NCHW maps (B, groups*dim, H, W): the projection and its scale branches."""
         y = self.projections[which](x)
         parts = [y] + [branch(y) for branch in self.branches[which]]
         if relu:
             parts = [F.relu(part) for part in parts]
-        t = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-        t = t.reshape(-1, self.dim, t.shape[-2] * t.shape[-1])
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+    def _head_major(self, maps: torch.Tensor) -> torch.Tensor:
+        """(B, groups*dim, H, W) -> (B*groups, dim, H*W), in fp32 whatever the module's dtype."""
+        t = maps.reshape(-1, self.dim, maps.shape[-2] * maps.shape[-1])
         return t if t.dtype == torch.float32 else t.float()
 
     @classmethod
