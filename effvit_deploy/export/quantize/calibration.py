@@ -172,7 +172,8 @@ def _folder_images(folder: Path) -> list[tuple[Path, object]]:
             images.append((path, image))
     if not images:
         raise InvalidInputError(
-            f"calibration folder {folder} has no readable images ({len(files)} files skipped); add JPEG/PNG images"
+            f"calibration folder {folder} has no readable images ({len(files)} file{'s' if len(files) != 1 else ''} "
+            "skipped); add JPEG/PNG images"
         )
     return images
 
