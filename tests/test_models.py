@@ -11,7 +11,8 @@ from effvit_deploy import models
 from effvit_deploy.errors import CheckpointError, InvalidInputError, MissingFileError
 from effvit_deploy.models.efficientvit import LiteMLA
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+# Copies of ../shared/reference/efficientvit_b{0,1}_state_dict_keys.txt: keys read off the official code.
+REFERENCE = Path(__file__).resolve().parent / "data"
 
 
 def _official_keys(variant: str) -> list[tuple[str, tuple[int, ...]]]:
