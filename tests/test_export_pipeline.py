@@ -405,6 +405,10 @@ class FakeQuantize:
         self.calls: list[dict] = []
         self.offset = 0.0
 
+    def check_options(self, target, attention):
+        if attention not in self.ATTENTION_MODES:
+            raise InvalidInputError(f"unknown int8 attention mode {attention!r}")
+
     def calibration_images(self, folder, count, resolution):
         n = count or 3
         calib = [np.full((1, 3, *resolution), i + self.offset, np.float32) for i in range(n)]

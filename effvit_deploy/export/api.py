@@ -120,11 +120,8 @@ def check_request(
         raise MissingFileError(f"checkpoint {ckpt} does not exist; pass the path of a .pt/.pth file")
     calib_path = Path(calib) if calib is not None else None
     if precision == "int8":
-        modes = _quantize_package().ATTENTION_MODES
-        if int8_attention not in modes:
-            raise InvalidInputError(
-                f"unknown int8 attention mode {int8_attention!r}; choose one of: {', '.join(modes)}"
-            )
+        # unknown attention mode, or int8 attention where the runtime has no int8 matmul: refused before any work
+        _quantize_package().check_options(backend.name, int8_attention)
         if calib_count is not None and calib_count <= 0:
             raise InvalidInputError(f"calibration count must be positive, got {calib_count}")
         if calib_path is not None and not calib_path.is_dir():
