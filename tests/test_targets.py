@@ -8,6 +8,7 @@ folding in the converters is exercised. efficientvit-b0 at 224 runs under `-m sl
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -190,16 +191,22 @@ def test_runner_is_reusable(converted: Callable[..., Converted]) -> None:
 
 
 def test_executorch_runner_sets_threadpool(converted: Callable[..., Converted]) -> None:
-    from executorch.extension.pybindings import portable_lib
-
-    backend = get_target("executorch")
+    """The pool is sized before the first program loads; later loads never reset it under loaded programs."""
     path = converted("executorch", "fp32", (64, 64))["path"]
-    x = verification_input(64, 64).numpy()
-    run1, run2 = backend.load_runner(path, threads=1), backend.load_runner(path, threads=2)
-    run1(x)
-    assert portable_lib._threadpool_get_thread_count() == 1
-    run2(x)
-    assert portable_lib._threadpool_get_thread_count() == 2
+    script = (
+        "import sys, numpy as np\n"
+        "from executorch.extension.pybindings import portable_lib\n"
+        "from effvit_deploy.export.targets import get_target\n"
+        "backend = get_target('executorch')\n"
+        "x = np.zeros((1, 3, 64, 64), np.float32)\n"
+        "run2 = backend.load_runner(sys.argv[1], threads=2); run2(x)\n"
+        "first = portable_lib._threadpool_get_thread_count()\n"
+        "run1 = backend.load_runner(sys.argv[1], threads=1); run1(x); run2(x)\n"
+        "print(first, portable_lib._threadpool_get_thread_count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["2", "2"]
 
 
 def test_versions_name_the_tools() -> None:

@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from effvit_deploy.export.targets._common import (
     prepare,
     require,
 )
+
+log = logging.getLogger(__name__)
 
 
 class ExecutorchTarget:
@@ -85,9 +88,9 @@ class ExecutorchTarget:
         _set_threads(pool, threads)
         program = runtime_module.Runtime.get().load_program(Path(path))
         method = program.load_method("forward")
+        _POOL_STATE["programs_loaded"] = True
 
         def run(x: np.ndarray) -> np.ndarray:
-            _set_threads(pool, threads)
             tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
             return method.execute([tensor])[0].float().numpy().copy()
 
@@ -129,6 +132,22 @@ def _lowered_ops(graph_module: torch.fx.GraphModule) -> Counter:
     return counts
 
 
+# ExecuTorch 1.4.1 has one process-wide threadpool; XNNPACK delegates keep a pointer to it when a program is loaded,
+# so resetting it afterwards leaves those programs with a dangling pool (a segfault on their next execute, seen in the
+# test suite). The pool is therefore sized once, before the first program loads; the bench runs every measurement in
+# its own process, so each gets the thread count it asks for.
+_POOL_STATE = {"programs_loaded": False}
+
+
 def _set_threads(pool, threads: int) -> None:
-    if pool._threadpool_get_thread_count() != threads:
-        pool._unsafe_reset_threadpool(threads)
+    current = pool._threadpool_get_thread_count()
+    if current == threads:
+        return
+    if _POOL_STATE["programs_loaded"]:
+        log.warning(
+            "ExecuTorch's process threadpool already serves loaded programs with %d threads; keeping it (asked for %d)",
+            current,
+            threads,
+        )
+        return
+    pool._unsafe_reset_threadpool(threads)
