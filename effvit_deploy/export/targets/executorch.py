@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import Counter
 from pathlib import Path
 
@@ -88,13 +89,13 @@ class ExecutorchTarget:
         _set_threads(pool, threads)
         program = runtime_module.Runtime.get().load_program(Path(path))
         method = program.load_method("forward")
-        _POOL_STATE["programs_loaded"] = True
 
         def run(x: np.ndarray) -> np.ndarray:
             tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
             return method.execute([tensor])[0].float().numpy().copy()
 
         run.program = program  # type: ignore[attr-defined]  # keep the program alive as long as the runner
+        _LIVE_RUNNERS.add(run)
         return run
 
     def census(self, path: Path) -> dict:
@@ -134,16 +135,16 @@ def _lowered_ops(graph_module: torch.fx.GraphModule) -> Counter:
 
 # ExecuTorch 1.4.1 has one process-wide threadpool; XNNPACK delegates keep a pointer to it when a program is loaded,
 # so resetting it afterwards leaves those programs with a dangling pool (a segfault on their next execute, seen in the
-# test suite). The pool is therefore sized once, before the first program loads; the bench runs every measurement in
-# its own process, so each gets the thread count it asks for.
-_POOL_STATE = {"programs_loaded": False}
+# test suite). The pool is therefore resized only while no runner (which owns its program) is alive; a runner that is
+# dropped frees its program, after which the next load may pick another thread count.
+_LIVE_RUNNERS: weakref.WeakSet = weakref.WeakSet()
 
 
 def _set_threads(pool, threads: int) -> None:
     current = pool._threadpool_get_thread_count()
     if current == threads:
         return
-    if _POOL_STATE["programs_loaded"]:
+    if len(_LIVE_RUNNERS):
         log.warning(
             "ExecuTorch's process threadpool already serves loaded programs with %d threads; keeping it (asked for %d)",
             current,
