@@ -21,9 +21,7 @@ This is a benchmark, not a test: it takes several minutes, and the numbers are o
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import statistics
 import sys
 import time
@@ -34,6 +32,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_timing import cpu_model_and_flags, interleaved_latencies, load_and_date  # noqa: E402
 
 from effvit_deploy import models  # noqa: E402
 from effvit_deploy.export import export  # noqa: E402
@@ -105,16 +105,7 @@ def time_pair(
     backend = get_target(target)
     runners = {variant: backend.load_runner(path, threads=threads) for variant, path in paths.items()}
     x = np.random.default_rng(0).random((1, 3, *resolution), dtype=np.float32)
-    for _ in range(warmup):
-        for run in runners.values():
-            run(x)
-    times: dict[str, list[float]] = {variant: [] for variant in runners}
-    for _ in range(runs):
-        for variant, run in runners.items():
-            start = clock()
-            run(x)
-            times[variant].append((clock() - start) * 1e3)
-    return times
+    return interleaved_latencies(runners, x, runs, warmup, clock)
 
 
 def markdown(rows: list[Row], model: str, threads: int, runs: int, gemm: tuple[float, float], notes: str) -> str:
@@ -143,16 +134,8 @@ def markdown(rows: list[Row], model: str, threads: int, runs: int, gemm: tuple[f
 
 
 def machine_notes() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    return f"Machine: {cpu}, {os.cpu_count()} logical CPUs; load average {load} at start; {dt.date.today()}."
+    cpu, _ = cpu_model_and_flags()
+    return f"Machine: {cpu}, {os.cpu_count()} logical CPUs; {load_and_date()}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,9 +26,7 @@ This is a benchmark, not a test: it takes many minutes, and the numbers are only
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,6 +36,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_timing import cpu_model_and_flags, interleaved_latencies, load_and_date  # noqa: E402
 
 from effvit_deploy import models  # noqa: E402
 from effvit_deploy.export import export  # noqa: E402
@@ -69,19 +69,10 @@ class Row:
 
 def cpu_notes() -> str:
     """CPU model, logical CPUs, the int8-relevant ISA flags and the load average."""
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu in ("", platform.machine(), platform.processor()):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    cpu, flags = cpu_model_and_flags()
     int8 = [f for f in ("avx2", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
-    load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
     return (f"Machine: {cpu}, {os.cpu_count()} logical CPUs, int8-relevant ISA: {', '.join(int8) or 'none'}; "
-            f"load average {load} at start; {dt.date.today()}.")
+            f"{load_and_date()}")
 
 
 def time_pair(target: str, paths: dict[str, Path], resolution: tuple[int, int], runs: int, warmup: int,
@@ -90,16 +81,7 @@ def time_pair(target: str, paths: dict[str, Path], resolution: tuple[int, int], 
     backend = get_target(target)
     runners = {variant: backend.load_runner(path, threads=threads) for variant, path in paths.items()}
     x = np.random.default_rng(0).standard_normal((1, 3, *resolution), dtype=np.float32)
-    for _ in range(warmup):
-        for run in runners.values():
-            run(x)
-    times: dict[str, list[float]] = {variant: [] for variant in runners}
-    for _ in range(runs):
-        for variant, run in runners.items():
-            start = time.perf_counter()
-            run(x)
-            times[variant].append((time.perf_counter() - start) * 1e3)
-    return times
+    return interleaved_latencies(runners, x, runs, warmup)
 
 
 def markdown(rows: list[Row], model: str, threads: int, runs: int, notes: str) -> str:
