@@ -22,6 +22,7 @@ from effvit_deploy.errors import InvalidInputError
 from effvit_deploy.export.deploy import DEFAULT_PASSES, DeployContext, DeployLiteMLA, to_deploy_form
 from effvit_deploy.export.deploy.decompose_layer_norm import DecomposedLayerNorm, DecomposeLayerNormPass
 from effvit_deploy.export.deploy.fold_batch_norm import FoldBatchNormPass, fold_conv_bn
+from effvit_deploy.export.deploy.head_split import STYLES, split_style
 from effvit_deploy.export.deploy.lite_mla_deploy import LiteMLADeployPass, attention_order
 from effvit_deploy.models.efficientvit import EfficientViTCls, EfficientViTConfig, LiteMLA
 
@@ -109,6 +110,27 @@ def test_softmax_twin_has_deploy_form() -> None:
     deploy, info = to_deploy_form(model, (96, 128))
     assert {r["order"] for r in info["attention"]} == {"softmax"}
     assert_same_function(model, deploy, torch.randn(1, 3, 96, 128))
+
+
+@pytest.mark.parametrize("name", ["efficientvit-b0", "efficientvit-b1-softmax"])
+@pytest.mark.parametrize("style", STYLES)
+def test_int8_form_joins_qkv_and_computes_the_same(name: str, style: str) -> None:
+    """precision int8: q|k|v enter the core as one tensor (one dequantize later), split the way each target wants."""
+    model = built(name)
+    deploy, info = to_deploy_form(model, (96, 96), precision="int8")  # 6x6 linear and 3x3 quadratic maps
+    assert info["attention"] and all(r["joined_qkv"] for r in info["attention"])
+    assert not any(r["joined_qkv"] for r in to_deploy_form(model, (96, 96))[1]["attention"])
+    with split_style(style):
+        assert_same_function(model, deploy, torch.randn(1, 3, 96, 96))
+        graph = torch.export.export(deploy, (torch.randn(1, 3, 96, 96),)).graph
+    ops = Counter(str(n.target) for n in graph.nodes if n.op == "call_function")
+    splits = {"chunk": "aten.chunk.default", "slice": "aten.slice.Tensor", "tfl": "effvit.split_heads.default"}
+    assert ops[splits[style]] == (3 if style == "slice" else 1) * len(info["attention"]), ops
+
+
+def test_unknown_split_style_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown split style"), split_style("unbind"):
+        pass
 
 
 def test_deploy_form_is_valid_at_other_resolutions() -> None:

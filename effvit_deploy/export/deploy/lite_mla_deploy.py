@@ -24,6 +24,11 @@ converting candidates with litert-torch and counting ops (bench/inspect_tflite_g
 - ReLU is applied per branch, so on the scale branches it fuses into the grouped conv.
 - fp16: when the module runs in half precision, q, k, v are cast to fp32 before the matmuls and the result back after
   the division (official issue #110: the normaliser overflows in fp16); the convs stay in the module's dtype.
+- int8 (`join_qkv`, set for precision int8): q, k, v are concatenated along the head-group axis after their layout
+  transposes and split again inside the core (`head_split.split_heads`: one SPLIT / Split / delegated slices); the
+  ReLU kernel and the key sum follow the split. The fp32 island of an int8 graph then has one entry (a dequantize of the
+  joined tensor) and one exit instead of three-plus entries. fp32 exports skip the join: it is one concatenation
+  and one split more per block, and made B1 at 512 2.4% slower on LiteRT fp32 (2 threads, interleaved).
 
 What remains in TFLite per LiteMLA: one TRANSPOSE for each of q, k, v (NHWC -> head-major) and one for the output
 (head-major -> NHWC before proj). They are the layout boundary between the conv world (NHWC) and per-head batched
@@ -41,6 +46,7 @@ from torch import nn
 
 from effvit_deploy.export.deploy._base import DeployContext, PassResult, empty_conv_like, set_submodule
 from effvit_deploy.export.deploy._shapes import input_sizes
+from effvit_deploy.export.deploy.head_split import split_heads
 from effvit_deploy.export.deploy.fold_batch_norm import can_fold, fold_conv_bn
 from effvit_deploy.models.efficientvit import ConvLayer, LiteMLA
 
@@ -66,10 +72,12 @@ class DeployLiteMLA(nn.Module):
         projections: nn.ModuleList,
         branches: nn.ModuleList,
         proj: nn.Module,
+        join_qkv: bool = False,
     ) -> None:
         super().__init__()
         assert order in ORDERS, order
         self.dim, self.heads, self.eps, self.order = dim, heads, eps, order
+        self.join_qkv = join_qkv  # one tensor enters the attention core (int8: one dequantize), see module docstring
         # projections[i] / branches[i] for i = q, k, v; branches[i] holds one module per multi-scale branch.
         self.projections = projections
         self.branches = branches
@@ -83,10 +91,17 @@ class DeployLiteMLA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
         kernel = self.order != "softmax"  # the ReLU kernel of linear attention; the softmax twin has none
-        q = self._head_major(self._maps(x, 0, relu=kernel))
-        k_maps = self._maps(x, 1, relu=kernel)
+        # joined: the kernel runs after the split, in the core (TFLite's XNNPACK takes a standalone RELU only in fp32)
+        relu_maps = kernel and not self.join_qkv
+        q = self._head_major(self._maps(x, 0, relu=relu_maps))
+        k_maps = self._maps(x, 1, relu=relu_maps)
         k = self._head_major(k_maps)
         v = self._head_major(self._maps(x, 2, relu=False))
+        if self.join_qkv:
+            q, k, v = split_heads(torch.cat([q, k, v], dim=0))
+            k_maps = None
+            if kernel:
+                q, k = F.relu(q), F.relu(k)
         if self.order == "softmax":
             att = torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)  # (G, N_q, N_k); 1/sqrt(d) folded into q
             out = torch.bmm(v, att.transpose(1, 2))
@@ -103,16 +118,17 @@ class DeployLiteMLA(nn.Module):
             num = torch.bmm(v, torch.bmm(k.transpose(1, 2), q))  # (N x N) first: O(N²·d)
         return num / den
 
-    def _key_sum(self, k_maps: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    def _key_sum(self, k_maps: torch.Tensor | None, k: torch.Tensor) -> torch.Tensor:
         """Σ over tokens of k per head group, as (G, 1, dim) in fp32.
 
         A 4-D mean over the two innermost dims (a global average pool: one op in TFLite, ONNX and ExecuTorch's
         XNNPACK partitioner, which takes no `sum`) times N as a float, so no integer constant needs a cast. In fp32 it
         pools the NHWC maps before the layout transpose (one reshape fewer); in half precision it pools the fp32
-        head-major k instead, because a runtime may accumulate an fp16 mean in fp16 and N values overflow it.
+        head-major k instead, because a runtime may accumulate an fp16 mean in fp16 and N values overflow it; with
+        `join_qkv` (no maps given) it pools the head-major k from the split, inside the fp32 core.
         """
         tokens = k.shape[-1]
-        if k_maps.dtype == torch.float32:
+        if k_maps is not None and k_maps.dtype == torch.float32:
             pooled = k_maps.mean(dim=(2, 3), keepdim=True)
         else:
             pooled = k.reshape(k.shape[0], self.dim, tokens, 1).mean(dim=(2, 3), keepdim=True)
@@ -132,8 +148,11 @@ class DeployLiteMLA(nn.Module):
         return t if t.dtype == torch.float32 else t.float()
 
     @classmethod
-    def from_lite_mla(cls, m: LiteMLA, tokens: int) -> DeployLiteMLA | None:
-        """The deploy form of `m` for a feature map of `tokens` positions, or None if `m` has an unexpected layout."""
+    def from_lite_mla(cls, m: LiteMLA, tokens: int, join_qkv: bool = False) -> DeployLiteMLA | None:
+        """The deploy form of `m` for a feature map of `tokens` positions, or None if `m` has an unexpected layout.
+
+        `join_qkv`: q, k, v enter the attention core as one tensor (what int8 exports want, see module docstring).
+        """
         if not _supported(m):
             return None
         dim, heads = m.dim, m.heads
@@ -156,7 +175,8 @@ class DeployLiteMLA(nn.Module):
                     scale_branches.append(nn.Sequential(depthwise, _gather_conv(agg[1], index, 1.0, factor)))
             branches.append(scale_branches)
         proj = _fold_value_mixing(m, _proj_folded(m.proj))
-        return cls(dim, heads, m.eps, attention_order(tokens, dim, m.softmax), projections, branches, proj)
+        order = attention_order(tokens, dim, m.softmax)
+        return cls(dim, heads, m.eps, order, projections, branches, proj, join_qkv=join_qkv)
 
 
 class LiteMLADeployPass:
@@ -174,12 +194,13 @@ class LiteMLADeployPass:
             if name not in sizes:
                 continue  # not reached by forward (an unused module): nothing to specialise on
             height, width = sizes[name]
-            new = DeployLiteMLA.from_lite_mla(m, tokens=height * width)
+            new = DeployLiteMLA.from_lite_mla(m, tokens=height * width, join_qkv=ctx.precision == "int8")
             if new is None:
                 continue
             set_submodule(model, name, new.train(m.training))
             records.append(
-                {"module": name, "tokens": height * width, "dim": m.dim, "order": new.order, "groups": new.groups}
+                {"module": name, "tokens": height * width, "dim": m.dim, "order": new.order, "groups": new.groups,
+                 "joined_qkv": new.join_qkv}
             )
         return PassResult(modified=bool(records), records=records)
 

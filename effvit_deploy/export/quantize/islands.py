@@ -6,7 +6,8 @@ transpose, ReLU, pad, add, ...) that holds activation x activation matmuls and a
 reciprocal); convolutions, fully-connected ops and hard-swish cut the groups apart. The island of one core is every
 op of its group that feeds its last matmul/normaliser, minus the data-movement ops that only lead into it (ReLU
 kernel, multi-scale concat, head-major reshape/transpose: they have int8 kernels and stay int8). With an island in
-fp32 the int8 graph has one dequantize per tensor entering the core (q, k, v) and one quantize leaving it.
+fp32 the int8 graph has one dequantize per tensor entering the core and one quantize leaving it: with the int8 deploy
+form (q|k|v joined, `DeployLiteMLA.join_qkv`) that is one dequantize, of the joined tensor, in front of the split.
 
 Islands come back in graph order, which is the order the attention modules run in.
 """
@@ -48,8 +49,10 @@ TFLITE_OPS = OpClasses(
     ),
     # RELU is not listed: TFLite's XNNPACK delegate takes a standalone RELU only in fp32, so the ReLU kernel (and
     # whatever follows it) joins the fp32 island instead of splitting the XNNPACK partition.
-    movement=frozenset({"RESHAPE", "SLICE", "STRIDED_SLICE", "TRANSPOSE", "PAD", "CONCATENATION", "SPLIT",
-                        "SPLIT_V", "SQUEEZE", "EXPAND_DIMS", "GATHER"}),
+    # SPLIT is not listed either: it fans one tensor out into q, k, v, so in the island it costs one dequantize
+    # (of the joined tensor) where an int8 split would cost three.
+    movement=frozenset({"RESHAPE", "SLICE", "STRIDED_SLICE", "TRANSPOSE", "PAD", "CONCATENATION", "SQUEEZE",
+                        "EXPAND_DIMS", "GATHER"}),
 )
 ONNX_OPS = OpClasses(
     matmul=frozenset({"MatMul", "Einsum"}),
@@ -59,8 +62,8 @@ ONNX_OPS = OpClasses(
          "Squeeze", "Unsqueeze", "Expand", "Gather", "Shape", "Constant", "Cast", "ReduceMean", "Identity",
          "QuantizeLinear", "DequantizeLinear"}
     ),
-    movement=frozenset({"Reshape", "Slice", "Transpose", "Relu", "Pad", "Concat", "Split", "Squeeze", "Unsqueeze",
-                        "Gather", "Identity", "QuantizeLinear", "DequantizeLinear"}),
+    movement=frozenset({"Reshape", "Slice", "Transpose", "Relu", "Pad", "Concat", "Squeeze", "Unsqueeze",
+                        "Gather", "Identity", "QuantizeLinear", "DequantizeLinear"}),  # Split: as for TFLite
 )
 
 

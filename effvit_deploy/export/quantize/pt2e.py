@@ -28,6 +28,7 @@ import torch
 from torch import fx
 
 from ...errors import MissingDependencyError
+from ..deploy.head_split import split_style
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,12 @@ def _in_module(node: fx.Node, names: Iterable[str]) -> bool:
 
 
 def export_graph(module: torch.nn.Module, example: torch.Tensor) -> fx.GraphModule:
-    """torch.export the module (eval, no grad) and return its GraphModule (aten ops, nn_module_stack kept)."""
-    with torch.no_grad():
+    """torch.export the module (eval, no grad) and return its GraphModule (aten ops, nn_module_stack kept).
+
+    A joined q|k|v is split with slices (`head_split`): this graph is the one ExecuTorch lowers, and XNNPACK's
+    partitioner delegates `slice_copy` but not `split_with_sizes_copy`.
+    """
+    with torch.no_grad(), split_style("slice"):
         return torch.export.export(module.eval(), (example,), strict=False).module()
 
 

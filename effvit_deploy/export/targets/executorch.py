@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from effvit_deploy.export.deploy.head_split import split_style
 from effvit_deploy.export.targets import _pte
 from effvit_deploy.export.targets._common import (
     Runner,
@@ -71,7 +72,8 @@ class ExecutorchTarget:
 
         work = prepare(module, precision)
         try:
-            exported = torch.export.export(work, (example.float(),))
+            with split_style("slice"):  # a joined q|k|v (deploy.head_split): slices are delegated, split is not
+                exported = torch.export.export(work, (example.float(),))
             edge = to_edge_transform_and_lower(
                 exported, partitioner=[XnnpackPartitioner()], transform_passes=get_transform_passes()
             )

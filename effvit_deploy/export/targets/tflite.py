@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from effvit_deploy.export.deploy.head_split import split_style
 from effvit_deploy.export.targets import _tflite_graph
 from effvit_deploy.export.targets._common import (
     Runner,
@@ -64,8 +65,9 @@ class TfliteTarget:
             from litert_torch.generative.quantize import quant_recipes
 
             quant_config = quant_recipes.full_fp16_recipe()
+        _register_split_lowering()
         try:
-            with _litert_progress_off(), quiet_stdout():
+            with _litert_progress_off(), quiet_stdout(), split_style("tfl"):
                 edge = litert_torch.convert(work, args, quant_config=quant_config)
                 edge.export(str(out_path))
         except Exception as exc:  # the converter raises many types; all mean "this model did not convert"
@@ -123,6 +125,32 @@ def _interpreter(path: Path, threads: int):
             require("ai_edge_litert.interpreter", "tflite")  # raises MissingDependencyError naming the extra
             raise
     return Interpreter(model_path=str(path), num_threads=threads)
+
+
+_SPLIT_LOWERED: list[bool] = []
+
+
+def _register_split_lowering() -> None:
+    """Lower `effvit::split_heads` (deploy.head_split) to one TFLite SPLIT, once per process.
+
+    litert-torch turns every torch split into SLICE ops; its own lowering registry (the one its `tfl.*` ops use)
+    takes a custom op and emits `tfl.split`, which XNNPACK delegates.
+    """
+    if _SPLIT_LOWERED:
+        return
+    from litert_torch.backend.experimental.torch_tfl import _lowerings as tfl_lowerings
+    from litert_torch.backend.lowerings import utils as lowering_utils
+
+    @tfl_lowerings.lower(torch.ops.effvit.split_heads.default)
+    def _split_heads_lowering(lctx, x, parts: int):  # noqa: ANN001, ANN202 - litert-torch's lowering signature
+        axis = lowering_utils.numpy_array_constant(np.array(0, dtype=np.int32))
+        count = tfl_lowerings.ir.IntegerAttr.get(tfl_lowerings.ir.IntegerType.get_signless(32), parts)
+        return tfl_lowerings._ir_operation(  # noqa: SLF001 - the helper litert-torch's own tfl lowerings use
+            "tfl.split", results=lowering_utils.node_meta_to_ir_types(lctx.node), operands=[axis, x],
+            attributes={"num_splits": count},
+        )
+
+    _SPLIT_LOWERED.append(True)
 
 
 def _is_nhwc(shape: tuple[int, ...]) -> bool:
