@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-export bench-quant bench-harness clean
+.PHONY: setup demo test lint bench-export bench-profile bench-quant bench-harness clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,11 @@ lint: $(STAMP)
 
 bench-export: $(STAMP)
 	$(PY) bench/bench_export.py
+
+# per-op time of B1 at 512, plain vs deploy (run bench-export first: it writes the artifacts)
+bench-profile: $(STAMP)
+	$(PY) bench/profile_tflite_ops.py export/efficientvit-b1/512x512/tflite-fp32-noopt.tflite \
+		export/efficientvit-b1/512x512/tflite-fp32.tflite
 
 bench-quant: $(STAMP)
 	$(PY) bench/bench_quant.py
