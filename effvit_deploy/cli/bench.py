@@ -39,6 +39,7 @@ from ..bench.native import BINARIES
 from ..bench.store import ResultStore, load_results
 from ..bench.sweep import SweepSpec, adhoc_sweep, load_sweep
 from ..errors import InvalidInputError, MissingFileError
+from . import interrupts
 from .common import EXIT_BAD_INPUT, make_app, run_app
 
 app = make_app("Measure exported models on this machine and on Android phones (adb); report latency tables.")
@@ -140,6 +141,7 @@ def run(
         export_task = bar.add_task("exporting", total=None, device="export")
 
         def on_export(event: engine.ProgressEvent) -> None:
+            interrupts.check()  # a Ctrl-C a converter swallowed stops the export phase here
             bar.update(export_task, total=event.total, completed=event.index,
                        description="done" if event.label == "done" else event.label)
 
@@ -285,6 +287,7 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> None:
+    interrupts.install()  # SIGTERM too ends a sweep through KeyboardInterrupt: finished records are already on disk
     run_app(app, argv)
 
 

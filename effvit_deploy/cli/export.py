@@ -9,12 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any, TextIO
 
 import typer
@@ -26,6 +24,7 @@ from rich.table import Table
 from ..errors import EffvitError
 from ..export import api
 from ..export.verify import VerificationError, describe
+from . import interrupts
 from .common import make_app, run_app
 
 app = make_app("Export models to ONNX, TFLite and ExecuTorch; every artifact is verified against PyTorch.")
@@ -119,15 +118,19 @@ def _run_all(requests: list[api.Request], force: bool, err: Console, verbose: bo
             task = bar.add_task(f"converting {label} …", total=None)
 
             def stage(text: str, task: Any = task, label: str = label) -> None:
+                interrupts.check()  # a Ctrl-C swallowed inside the converter stops the run here
                 bar.update(task, description=f"converting {label} … ({text})")
 
+            entry = None
             try:
                 entry = api.run(request, force=force, progress=stage)
+                interrupts.check()  # arrived too late to stop this artifact: it is complete and kept
             except KeyboardInterrupt:
                 # typer turns KeyboardInterrupt into a silent exit 130; say what was kept
                 bar.stop()
-                done = sum("entry" in row for row in rows)
-                err.print(f"interrupted: {label} was not written; {done} finished artifact(s) kept")
+                done = sum("entry" in row for row in rows) + (entry is not None)
+                written = "was written before the interrupt" if entry is not None else "was not written"
+                err.print(f"interrupted: {label} {written}; {done} finished artifact(s) kept")
                 raise typer.Exit(130) from None
             except EffvitError as exc:
                 if not isinstance(exc, VerificationError | RuntimeError):
@@ -248,14 +251,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         out.print(f"artifacts and manifest.json in {folder}/", highlight=False)
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM would kill Python without running `finally` blocks; raising lets atomic writes clean up."""
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point (`effvit-export`)."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupts.install()  # SIGINT/SIGTERM raise KeyboardInterrupt, and are remembered if a converter swallows it
     run_app(app, argv)
 
 
