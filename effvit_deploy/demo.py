@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from .cli import interrupts
 from .errors import EffvitError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,7 @@ def quick_sweep(*, sweep: Path, device: str, out_dir: Path, export_dir: Path, re
         _say(f"device {plan.device.spec}: {plan.facts.get('model')}, CPUs {plan.device.cpus()}, mask {mask} ({basis})")
 
     def on_export(event: engine.ProgressEvent) -> None:
+        interrupts.check()  # a Ctrl-C a converter swallowed stops here (see cli/interrupts.py)
         if event.label != "done":
             _say(f"  export [{event.index + 1}/{event.total}] {event.label}")
 
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-zoo", action="store_true", help="do not print the zoo table")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    interrupts.install()
     try:
         if not args.skip_zoo:
             _say("model zoo: params and MACs (effvit_deploy.models.profile)")
