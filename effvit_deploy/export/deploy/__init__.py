@@ -45,11 +45,12 @@ def to_deploy_form(
     Args:
         model: any module; the passes rewrite what they recognise (BN after conv, LiteMLA) and leave the rest.
         resolution: input (height, width); fixes each attention's token count and hence its matmul order.
-        precision: "fp32", "fp16" or "int8"; validated and recorded, no pass depends on it today.
+        precision: "fp32", "fp16" or "int8"; recorded; int8 makes each DeployLiteMLA join q, k, v into one tensor
+            entering its attention core (one dequantize into an fp32 island, see `lite_mla_deploy`).
 
     Returns:
         (module, info) with info = {"optimizations": [pass names that changed something], "attention": [{"module",
-        "tokens", "dim", "order", "groups"} per LiteMLA], "folded_bn": n, "precision": precision}.
+        "tokens", "dim", "order", "groups", "joined_qkv"} per LiteMLA], "folded_bn": n, "precision": precision}.
 
     Raises:
         InvalidInputError: resolution is not two positive ints, or precision is unknown.
