@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.bench_scripts import load_bench_script
+
 
 def _profiler():
-    path = Path(__file__).resolve().parents[1] / "bench" / "profile_tflite_ops.py"
-    spec = importlib.util.spec_from_file_location("profile_tflite_ops", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return sys.modules[spec.name]
+    return load_bench_script("profile_tflite_ops")
 
 
 def test_one_op_models_cover_the_graph_and_run(tiny_artifact) -> None:

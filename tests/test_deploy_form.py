@@ -7,8 +7,6 @@ with litert-torch and look at the TFLite graph (the full op census per target is
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from effvit_deploy.export.deploy.fold_batch_norm import FoldBatchNormPass, fold_
 from effvit_deploy.export.deploy.head_split import STYLES, split_style
 from effvit_deploy.export.deploy.lite_mla_deploy import LiteMLADeployPass, attention_order
 from effvit_deploy.models.efficientvit import EfficientViTCls, EfficientViTConfig, LiteMLA
+from tests.bench_scripts import load_bench_script
 
 EFFICIENTVIT = [n for n in models.names() if n.startswith("efficientvit")]
 BASELINES = [n for n in models.names() if not n.startswith("efficientvit")]
@@ -293,12 +292,7 @@ def test_bad_precision() -> None:
 
 
 def _inspect_module():
-    path = Path(__file__).resolve().parents[1] / "bench" / "inspect_tflite_graph.py"
-    spec = importlib.util.spec_from_file_location("inspect_tflite_graph", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return sys.modules[spec.name]
+    return load_bench_script("inspect_tflite_graph")
 
 
 @pytest.mark.slow
