@@ -32,7 +32,3 @@ def check() -> None:
     """Raise KeyboardInterrupt if a signal arrived, even one whose first KeyboardInterrupt was swallowed."""
     if _received.is_set():
         raise KeyboardInterrupt
-
-
-def received() -> bool:
-    return _received.is_set()

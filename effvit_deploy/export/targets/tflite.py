@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,17 +128,13 @@ def _interpreter(path: Path, threads: int):
     return Interpreter(model_path=str(path), num_threads=threads)
 
 
-_SPLIT_LOWERED: list[bool] = []
-
-
+@functools.cache
 def _register_split_lowering() -> None:
     """Lower `effvit::split_heads` (deploy.head_split) to one TFLite SPLIT, once per process.
 
     litert-torch turns every torch split into SLICE ops; its own lowering registry (the one its `tfl.*` ops use)
     takes a custom op and emits `tfl.split`, which XNNPACK delegates.
     """
-    if _SPLIT_LOWERED:
-        return
     from litert_torch.backend.experimental.torch_tfl import _lowerings as tfl_lowerings
     from litert_torch.backend.lowerings import utils as lowering_utils
 
@@ -149,8 +146,6 @@ def _register_split_lowering() -> None:
             "tfl.split", results=lowering_utils.node_meta_to_ir_types(lctx.node), operands=[axis, x],
             attributes={"num_splits": count},
         )
-
-    _SPLIT_LOWERED.append(True)
 
 
 def _is_nhwc(shape: tuple[int, ...]) -> bool:
