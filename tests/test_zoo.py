@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from effvit_deploy import models
+from effvit_deploy import models, zoo
 from effvit_deploy.errors import InvalidInputError
-from effvit_deploy.models import zoo
 
 
 def test_shipped_zoo_names_registry_models() -> None:

@@ -50,7 +50,7 @@ STDERR_TAIL_CHARS = 2000
 DEFAULT_TIMEOUT_S = 3600.0
 # Manifest fields copied into every record (the report needs params/MACs/size; the rest traces the artifact).
 MANIFEST_FIELDS = ("artifact", "params", "macs", "size_bytes", "optimize", "nhwc", "optimizations", "parity",
-                   "export_seconds", "cache_key", "created_at", "checkpoint_sha256", "versions")
+                   "export_seconds", "cache_key", "created_at", "weights", "checkpoint_sha256", "versions")
 
 
 # --- artifacts -----------------------------------------------------------------------------------------------------

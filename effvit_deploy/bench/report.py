@@ -31,24 +31,15 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from ..fileio import atomic_write_text
+from ..zoo import load_zoo
 from .records import TARGETS, BenchRecord, parse_resolution
 
-# Published ImageNet-1k top-1 (%), single crop at 224 unless noted.
-# EfficientNet: torchvision model docs (B1 with IMAGENET1K_V1 weights, the ones that match the paper recipe).
-EFFICIENTNET_TOP1: dict[str, float] = {
-    "efficientnet-b0": 77.692,
-    "efficientnet-b1": 78.642,
-    "efficientnet-b2": 80.608,
-    "efficientnet-b3": 82.008,
-}
-# EfficientViT: official README (B1-B3 r224); B0 has no official checkpoint, its number is timm's measurement of the
-# author-shared weights (efficientvit_b0.r224_in1k). See shared/reference/efficientvit_official_facts.md 1.6.
-EFFICIENTVIT_TOP1: dict[str, float] = {
-    "efficientvit-b0": 71.408,
-    "efficientvit-b1": 79.390,
-    "efficientvit-b2": 82.100,
-    "efficientvit-b3": 83.468,
-}
+# Published ImageNet-1k top-1 (%) from the zoo manifest (models/zoo.toml): EfficientNet from torchvision's weight
+# docs (IMAGENET1K_V1, the paper recipe), EfficientViT from the official README (B0: timm's measurement of the
+# author-shared weights; shared/reference/efficientvit_official_facts.md 1.6).
+_TOP1 = {name: entry.top1 for name, entry in load_zoo().items() if entry.top1 is not None}
+EFFICIENTNET_TOP1: dict[str, float] = {n: t for n, t in _TOP1.items() if n.startswith("efficientnet-")}
+EFFICIENTVIT_TOP1: dict[str, float] = {n: t for n, t in _TOP1.items() if n.startswith("efficientvit-")}
 
 
 def _closest_top1(top1: float) -> str:

@@ -45,8 +45,16 @@ def export(
     ] = None,
     precision: Annotated[str, typer.Option(help="fp32, fp16 or int8.")] = "fp32",
     checkpoint: Annotated[
-        Path | None, typer.Option(help="Weights file (.pt/.pth); default: seed-0 random weights.")
+        Path | None,
+        typer.Option(help="Weights file (.pt/.pth); default: the zoo's file if present, else seed-0 random weights."),
     ] = None,
+    zoo: Annotated[
+        Path | None,
+        typer.Option(help="Folder with zoo checkpoints; default: $EFFVIT_ZOO, else ./models if it has zoo.toml."),
+    ] = None,
+    random_weights: Annotated[
+        bool, typer.Option("--random-weights", help="Seed-0 random weights even if the zoo has a checkpoint.")
+    ] = False,
     out: Annotated[Path, typer.Option(help="Output folder: OUT/<model>/<HxW>/<target>-<precision>.<ext>.")] = Path(
         "export"
     ),
@@ -86,6 +94,8 @@ def export(
                 calib=calib,
                 calib_count=calib_count,
                 int8_attention=int8_attention,
+                zoo_dir=zoo,
+                random_weights=random_weights,
             )
             for m in model
             for r in resolution or ["224"]
@@ -143,7 +153,7 @@ def _run_all(requests: list[api.Request], force: bool, err: Console, verbose: bo
                 continue
             status = "cached" if entry["cached"] else f"{entry['export_seconds']:.1f}s"
             bar.remove_task(task)
-            err.print(f"[green]done[/] {label} ({status})", highlight=False)
+            err.print(f"[green]done[/] {label} ({status}; {_weights(request)})", highlight=False, soft_wrap=True)
             rows.append({"request": request, "entry": entry})
     return rows
 
@@ -204,6 +214,11 @@ def _setup_logging(console: Console, verbose: bool) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
     logger.propagate = False
+
+
+def _weights(request: api.Request) -> str:
+    """`weights zoo:b1-r224.pt`, `weights checkpoint:PATH`, or plainly `random weights (seed 0)`."""
+    return request.weights if request.weights == api.RANDOM_WEIGHTS else f"weights {request.weights}"
 
 
 def _size(n: int) -> str:

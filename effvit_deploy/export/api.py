@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__, models
+from .. import __version__, models, zoo
 from ..errors import InvalidInputError, MissingFileError
 from ..fileio import atomic_path, sha256_file
 from ..models.checkpoint import load_into, read_state_dict
@@ -42,6 +42,7 @@ from .weights import seeded_model, weights_sha256
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
+RANDOM_WEIGHTS = "random weights (seed 0)"
 ARTIFACT_MODE = 0o644
 Progress = Callable[[str], None]
 
@@ -62,6 +63,8 @@ class Request:
     calib: Path | None
     calib_count: int | None
     int8_attention: str
+    weights: str = RANDOM_WEIGHTS  # how manifests and output lines name the weights ("zoo:b1-r224.pt", ...)
+    checkpoint_sha256: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -88,12 +91,21 @@ def check_request(
     calib_count: int | None = None,
     int8_attention: str = "auto",
     name: str | None = None,
+    zoo_dir: str | Path | None = None,
+    random_weights: bool = False,
 ) -> Request:
     """Validate an export request without building or converting anything (cheap; the CLI checks every job first).
 
+    Weights: `checkpoint` if given; else, for a registry model, the zoo's file for it when the user placed it in the
+    zoo folder (`zoo_dir`, `$EFFVIT_ZOO` or `./models`; see `effvit_deploy.zoo`); else seed-0 random weights.
+    `random_weights=True` skips the zoo.
+
+
     Raises:
-        InvalidInputError: unknown target, precision, model, resolution, int8 option; an unwritable output folder.
-        MissingFileError: the checkpoint or calibration folder does not exist.
+        InvalidInputError: unknown target, precision, model, resolution, int8 option; an unwritable output folder;
+            both a checkpoint and random_weights.
+        CheckpointError: the zoo's file does not have the sha256 the zoo records.
+        MissingFileError: the checkpoint, zoo folder or calibration folder does not exist.
         MissingDependencyError: the target's runtime package is not installed (the message names the pip extra).
     """
     if precision not in PRECISIONS:
@@ -116,8 +128,11 @@ def check_request(
     if not display or "/" in display or display.startswith("."):
         raise InvalidInputError(f"model name {display!r} cannot be a folder name; pass name='my-model'")
     ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and random_weights:
+        raise InvalidInputError("pass either a checkpoint or random weights (--random-weights), not both")
     if ckpt is not None and not ckpt.is_file():
         raise MissingFileError(f"checkpoint {ckpt} does not exist; pass the path of a .pt/.pth file")
+    ckpt, weights = _choose_weights(model, ckpt, zoo_dir, random_weights)
     calib_path = Path(calib) if calib is not None else None
     if precision == "int8":
         # unknown attention mode, or int8 attention where the runtime has no int8 matmul: refused before any work
@@ -144,6 +159,8 @@ def check_request(
         calib=calib_path if precision == "int8" else None,
         calib_count=calib_count if precision == "int8" else None,
         int8_attention=int8_attention if precision == "int8" else "auto",
+        weights=weights,
+        checkpoint_sha256=sha256_file(ckpt) if ckpt is not None else None,
     )
 
 
@@ -163,6 +180,8 @@ def export(
     int8_attention: str = "auto",
     progress: Progress | None = None,
     name: str | None = None,
+    zoo_dir: str | Path | None = None,
+    random_weights: bool = False,
 ) -> dict[str, Any]:
     """Export one model to one target at one resolution and precision; return its manifest entry.
 
@@ -174,7 +193,8 @@ def export(
         out_dir: the artifact goes to `out_dir/<model>/<HxW>/`.
         optimize: apply the deploy form (BN folding, attention order, ...) before conversion.
         nhwc: ask the target for an NHWC input (runners still take NCHW).
-        checkpoint: weights file; without one, seed-0 weights with random BN statistics (see `weights`).
+        checkpoint: weights file; without one, the zoo's file when present (`zoo_dir`, `$EFFVIT_ZOO`, `./models`),
+            else seed-0 weights with random BN statistics (see `weights`); `random_weights=True` skips the zoo.
         force: convert even if an identical artifact is cached.
         calib, calib_count, int8_attention: int8 calibration folder (None: the quantizer's default images), image
             count and attention mode; ignored for fp32/fp16.
@@ -201,6 +221,8 @@ def export(
         calib_count=calib_count,
         int8_attention=int8_attention,
         name=name,
+        zoo_dir=zoo_dir,
+        random_weights=random_weights,
     )
     return run(request, force=force, progress=progress)
 
@@ -311,7 +333,8 @@ def run(request: Request, *, force: bool = False, progress: Progress | None = No
             "num_classes": int(reference.shape[-1]),
             "versions": versions,
             "options": _options(request),
-            "checkpoint_sha256": sha256_file(request.checkpoint) if request.checkpoint else None,
+            "weights": request.weights,
+            "checkpoint_sha256": request.checkpoint_sha256,
             "int8": int8_info,
             "cache_key": key,
             "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -352,6 +375,20 @@ def source_sha256(*, int8: bool = False) -> str:
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _choose_weights(
+    model: str | nn.Module, checkpoint: Path | None, zoo_dir: str | Path | None, random_weights: bool
+) -> tuple[Path | None, str]:
+    """(checkpoint to load, how to name the weights): the given file, the zoo's file, or seed-0 random weights."""
+    if checkpoint is not None:
+        return checkpoint, f"checkpoint:{checkpoint}"
+    if random_weights or not isinstance(model, str):
+        return None, RANDOM_WEIGHTS
+    found = zoo.resolve_checkpoint(model, zoo_dir)
+    if found is None:
+        return None, RANDOM_WEIGHTS
+    return found.path, found.label
 
 
 def _backend(target: str) -> Any:

@@ -6,22 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..zoo import load_zoo
 from . import build, format_resolution, names, parse_resolution, profile
-
-# (params, GMACs, resolution) as published: official EfficientViT README / torchprofile at 224; torchvision weight
-# metadata `_ops` at each weight's evaluation crop (EfficientNet-B1/B2/B3: 240/288/300).
-PUBLISHED: dict[str, tuple[float, float, int]] = {
-    "efficientvit-b0": (3.41e6, 0.102, 224),
-    "efficientvit-b1": (9.10e6, 0.524, 224),
-    "efficientvit-b2": (24.33e6, 1.594, 224),
-    "efficientvit-b3": (48.65e6, 3.970, 224),
-    "efficientnet-b0": (5.29e6, 0.386, 224),
-    "efficientnet-b1": (7.79e6, 0.687, 240),
-    "efficientnet-b2": (9.11e6, 1.088, 288),
-    "efficientnet-b3": (12.23e6, 1.827, 300),
-    "mobilenetv2": (3.50e6, 0.301, 224),
-    "mobilenetv3-large": (5.48e6, 0.217, 224),
-}
 
 
 @dataclass(frozen=True)
@@ -37,6 +23,7 @@ def zoo_rows(resolutions: list[str] | None = None, model_names: list[str] | None
     """Measure params and GMACs of each model (default: all) at each resolution (default: 224 and 512)."""
     resolutions = [format_resolution(parse_resolution(r)) for r in (resolutions or ["224", "512"])]
     rows = []
+    published_figures = published_params_macs()
     for name in model_names or names():
         # Shapes are all profile needs: on the meta device no weights are initialised or multiplied.
         with torch.device("meta"):
@@ -46,10 +33,20 @@ def zoo_rows(resolutions: list[str] | None = None, model_names: list[str] | None
         for res in resolutions:
             params, macs = profile(model, res)
             gmacs[res] = macs / 1e9
-        published = PUBLISHED.get(name)
+        published = published_figures.get(name)
         at_published = profile(model, published[2], multiple=1)[1] / 1e9 if published else None
         rows.append(ZooRow(name, params, gmacs, published, at_published))
     return rows
+
+
+def published_params_macs() -> dict[str, tuple[float, float, int]]:
+    """(params, GMACs, resolution) as published, for every zoo model that has all three (models/zoo.toml)."""
+    figures = {}
+    for name, entry in load_zoo().items():
+        pub = entry.published
+        if pub.params is not None and pub.gmacs is not None and pub.resolution is not None:
+            figures[name] = (pub.params, pub.gmacs, pub.resolution)
+    return figures
 
 
 def to_markdown(rows: list[ZooRow]) -> str:
