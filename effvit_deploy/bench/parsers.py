@@ -25,14 +25,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, RunnerError
 from .stats import summarize
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _SNIPPET_CHARS = 200
 
 
-class RunnerOutputError(ValueError):
+class RunnerOutputError(RunnerError, ValueError):
     """A runner's output does not contain the numbers we need (crash, truncated log, unknown format)."""
 
 

@@ -1,4 +1,4 @@
-"""What every command shares: bad input becomes one line on stderr and exit code 2, never a traceback."""
+"""What every command shares: a foreseeable failure becomes one line on stderr and its exit code, never a traceback."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def make_app(help_text: str) -> typer.Typer:
 
 
 def run_app(app: typer.Typer, argv: list[str] | None = None) -> None:
-    """Run a typer app as a console script, mapping `EffvitError` to `error: <message>` and exit code 2.
+    """Run a typer app as a console script, mapping an `EffvitError` to `error: <message>` and its `exit_code`
+    (2 bad input, 1 a failed artifact or measurement; see `effvit_deploy.errors`).
 
     Usage errors (unknown option, a value of the wrong type) are reported by typer itself with exit code 2.
     """
@@ -25,13 +26,8 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> None:
         app(args=argv)
     except EffvitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted: finished results are kept", file=sys.stderr)
         sys.exit(130)
 
-
-def fail(message: str) -> None:
-    """Stop a command with one clear line and exit code 2 (for checks that live only in the CLI)."""
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(EXIT_BAD_INPUT)

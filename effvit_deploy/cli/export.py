@@ -21,7 +21,7 @@ from rich.logging import RichHandler
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..errors import EffvitError
+from ..errors import ArtifactError, EffvitError, QuantizationError
 from ..export import api
 from ..export.verify import VerificationError, describe
 from . import interrupts
@@ -142,13 +142,12 @@ def _run_all(requests: list[api.Request], force: bool, err: Console, verbose: bo
                 written = "was written before the interrupt" if entry is not None else "was not written"
                 err.print(f"interrupted: {label} {written}; {done} finished artifact(s) kept")
                 raise typer.Exit(130) from None
-            except EffvitError as exc:
-                if not isinstance(exc, VerificationError | RuntimeError):
-                    raise  # bad input (e.g. a checkpoint that does not fit): one line, exit 2
-                # verification or conversion failed for this artifact: nothing written, go on with the others
+            except ArtifactError as exc:
+                # conversion, quantization or verification failed for this artifact: nothing written, go on with
+                # the others (bad input, e.g. a checkpoint that does not fit, is one line and exit 2 in run_app)
                 bar.remove_task(task)
                 err.print(f"[red]FAILED[/] {label}", highlight=False)
-                summary = describe(exc.parity) if isinstance(exc, VerificationError) else "conversion failed"
+                summary = describe(exc.parity) if isinstance(exc, VerificationError) else _failure_kind(exc)
                 rows.append({"request": request, "error": summary, "message": str(exc)})
                 continue
             status = "cached" if entry["cached"] else f"{entry['export_seconds']:.1f}s"
@@ -214,6 +213,10 @@ def _setup_logging(console: Console, verbose: bool) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
     logger.propagate = False
+
+
+def _failure_kind(exc: ArtifactError) -> str:
+    return "quantization failed" if isinstance(exc, QuantizationError) else "conversion failed"
 
 
 def _weights(request: api.Request) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import EffvitError
+from ..errors import ArtifactError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -28,7 +28,7 @@ INT8_MIN_COSINE = 0.98
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
-class VerificationError(EffvitError):
+class VerificationError(ArtifactError):
     """An exported artifact disagrees with the PyTorch model beyond the precision's tolerance."""
 
     def __init__(self, message: str, parity: dict) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...errors import InvalidInputError
+from ...errors import InvalidInputError, QuantizationError
 from . import census as census_mod
 from . import metrics, pt2e, sensitivity
 from .calibration import heldout_images
@@ -207,7 +207,7 @@ def quantize_for_target(
         int8_census = census_mod.edge_census(fq.quant, islands)
         built = {"islands": len(names)}
     if built["islands"] != len(names):
-        raise RuntimeError(f"{target}: {built['islands']} attention islands in the graph, {len(names)} modules")
+        raise QuantizationError(f"{target}: {built['islands']} attention islands in the graph, {len(names)} modules")
     seconds["convert"] = round(time.perf_counter() - tick, 2)
 
     # 3. accuracy of the artifact in its runtime against the fp32 PyTorch module, on held-out images

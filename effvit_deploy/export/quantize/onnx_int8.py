@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...errors import MissingDependencyError
+from ...errors import MissingDependencyError, QuantizationError
 from .islands import ONNX_OPS, GraphNode, find_islands
 
 
@@ -89,7 +89,7 @@ def quantize(module: nn.Module, example: torch.Tensor, out_path: Path, calib: Se
         islands = attention_islands(proto)
         keep = [True] * len(islands) if fp32_attention is None else list(fp32_attention)
         if len(keep) != len(islands):
-            raise RuntimeError(f"found {len(islands)} attention islands in the ONNX graph, expected {len(keep)}")
+            raise QuantizationError(f"found {len(islands)} attention islands in the ONNX graph, expected {len(keep)}")
         exclude = [
             n.name
             for island, fp32 in zip(islands, keep, strict=True)

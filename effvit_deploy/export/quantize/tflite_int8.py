@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...errors import MissingDependencyError
+from ...errors import MissingDependencyError, QuantizationError
 from .census import tflite_graph
 from .islands import TFLITE_NORM_ANCHORS, TFLITE_NORM_OPS, TFLITE_OPS, GraphNode, find_groups, find_islands
 
@@ -106,7 +106,7 @@ def quantize(module: nn.Module, example: torch.Tensor, out_path: Path, calib: Se
         islands = attention_islands(fp32_path.read_bytes())
         keep = [True] * len(islands) if fp32_attention is None else list(fp32_attention)
         if len(keep) != len(islands):
-            raise RuntimeError(f"found {len(islands)} attention islands in the TFLite graph, expected {len(keep)}")
+            raise QuantizationError(f"found {len(islands)} attention islands in the TFLite graph, expected {len(keep)}")
         chosen = [island for island, fp32 in zip(islands, keep, strict=True) if fp32]
         norms = norm_islands(fp32_path.read_bytes())
         recipe_rules = build_recipe(chosen + norms, hardswish_fp32=hardswish_fp32)

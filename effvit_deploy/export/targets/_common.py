@@ -18,13 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from effvit_deploy.errors import EffvitError, InvalidInputError, MissingDependencyError
+from effvit_deploy.errors import ConversionError, InvalidInputError, MissingDependencyError
 
 Runner = Callable[[np.ndarray], np.ndarray]
-
-
-class ConversionError(EffvitError, RuntimeError):
-    """A converter (torch.onnx, litert-torch, ExecuTorch) rejected the model; the message names target and model."""
 
 
 class Fp32IO(nn.Module):
