@@ -12,9 +12,9 @@ walking back from each DELEGATE's outputs to its inputs). Optional: ExecuTorch l
 call_function nodes left outside them), ONNX dynamo export (HardSwish / HardSigmoid / Transpose / Slice / Pad nodes),
 and interleaved LiteRT timing of plain vs deploy. Prints Markdown; `--out FILE` also writes it.
 
-"Attention world" ops are the ones only attention produces (BATCH_MATMUL, SOFTMAX, DIV, SUM, the slices and pads of
-the official plumbing); a TRANSPOSE is "inside attention" when both sides of it (walking through RESHAPE / RELU / MUL /
-ADD-with-constant) are attention-world ops, and a boundary transpose when one side is the conv world.
+Graphs are read with the library's one .tflite reader (`effvit_deploy.export.targets.tflite.graph`) and layout ops
+are placed by `effvit_deploy.export.targets.tflite.placement.locate` (a TRANSPOSE is "inside attention" when both
+sides of it are attention-world ops, a boundary transpose when one side is the conv world).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,153 +37,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from effvit_deploy import models  # noqa: E402
 from effvit_deploy.export.deploy import to_deploy_form  # noqa: E402
-
-ATTENTION_OPS = {"BATCH_MATMUL", "SOFTMAX", "DIV", "SUM", "SLICE", "STRIDED_SLICE", "PADV2", "SPLIT", "SPLIT_V"}
-PASS_THROUGH = {"RESHAPE", "RELU", "MUL", "ADD", "SQUEEZE", "EXPAND_DIMS", "CAST", "MEAN"}
-FORBIDDEN_IN_ATTENTION = ("TRANSPOSE", "SLICE", "STRIDED_SLICE", "PAD", "PADV2")
-
+from effvit_deploy.export.targets import get_target  # noqa: E402
+from effvit_deploy.export.targets.tflite import graph as tflite_graph  # noqa: E402
+from effvit_deploy.export.targets.tflite.placement import locate  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------------------------------
-# flatbuffer reading
+# reading graphs: the library's one .tflite reader and its placement of layout ops
 
 
-@dataclass
-class Op:
-    index: int
-    name: str
-    inputs: list[int]
-    outputs: list[int]
-    shapes_in: list[tuple[int, ...] | None]
-    shapes_out: list[tuple[int, ...]]
-    extra: str = ""
-
-
-@dataclass
-class Graph:
-    ops: list[Op]
-    inputs: list[int]
-    outputs: list[int]
-    constants: set[int] = field(default_factory=set)
-
-    def census(self) -> collections.Counter:
-        return collections.Counter(op.name for op in self.ops)
-
-
-def read_graph(path: Path) -> Graph:
-    """Ops of subgraph 0 with tensor ids, shapes and BATCH_MATMUL adj flags."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    model = schema.Model.GetRootAs(path.read_bytes(), 0)
-    sub = model.Subgraphs(0)
-
-    def shape(t: int) -> tuple[int, ...] | None:
-        return tuple(int(v) for v in sub.Tensors(t).ShapeAsNumpy()) if t >= 0 else None
-
-    constants = set()
-    for t in range(sub.TensorsLength()):
-        buffer = model.Buffers(sub.Tensors(t).Buffer())
-        if buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0):
-            constants.add(t)
-    ops = []
-    for i in range(sub.OperatorsLength()):
-        op = sub.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
-        ins = [int(op.Inputs(j)) for j in range(op.InputsLength())]
-        outs = [int(op.Outputs(j)) for j in range(op.OutputsLength())]
-        extra = ""
-        if name == "BATCH_MATMUL":
-            opts = schema.BatchMatMulOptions()
-            table = op.BuiltinOptions()
-            opts.Init(table.Bytes, table.Pos)
-            extra = f"adj_x={int(opts.AdjX())} adj_y={int(opts.AdjY())}"
-        ops.append(Op(i, name, ins, outs, [shape(t) for t in ins], [shape(t) for t in outs], extra))
-    inputs = [int(sub.Inputs(j)) for j in range(sub.InputsLength())]
-    outputs = [int(sub.Outputs(j)) for j in range(sub.OutputsLength())]
-    return Graph(ops, inputs, outputs, constants)
-
-
-def _world(graph: Graph, op: Op, up: bool) -> str:
-    """'attention', 'conv' or 'io': the first non-pass-through op above (up=True) or below `op`."""
-    producers = {t: o for o in graph.ops for t in o.outputs}
-    consumers: dict[int, list[Op]] = collections.defaultdict(list)
-    for o in graph.ops:
-        for t in o.inputs:
-            consumers[t].append(o)
-    seen: set[int] = set()
-    frontier = [op]
-    kinds: set[str] = set()
-    while frontier:
-        current = frontier.pop()
-        tensors = [t for t in current.inputs if t not in graph.constants] if up else current.outputs
-        for t in tensors:
-            if t < 0:
-                continue
-            if up and t in graph.inputs or not up and t in graph.outputs:
-                kinds.add("io")
-            nexts = [producers[t]] if up and t in producers else ([] if up else consumers[t])
-            for n in nexts:
-                if n.index in seen:
-                    continue
-                seen.add(n.index)
-                if n.name in PASS_THROUGH:
-                    frontier.append(n)
-                else:
-                    kinds.add("attention" if n.name in ATTENTION_OPS else "conv")
-    if "conv" in kinds:
-        return "conv"
-    if "attention" in kinds:
-        return "attention"
-    return "io"
-
-
-def locate(graph: Graph, names: tuple[str, ...] = FORBIDDEN_IN_ATTENTION) -> collections.Counter:
-    """(op, place) -> count for the given ops; place is 'model io', 'conv->heads', 'heads->conv', 'attention core',
-    'conv' (e.g. the PAD before a stride-2 conv)."""
-    places: collections.Counter = collections.Counter()
-    for op in graph.ops:
-        if op.name not in names:
-            continue
-        above, below = _world(graph, op, up=True), _world(graph, op, up=False)
-        if "io" in (above, below) and op.name == "TRANSPOSE":
-            place = "model io"
-        elif above == below == "attention":
-            place = "attention core"
-        elif above == "conv" and below == "attention":
-            place = "conv->heads"
-        elif above == "attention" and below == "conv":
-            place = "heads->conv"
-        elif above == "attention" or below == "attention":
-            place = "attention core"
-        else:
-            place = "conv"
-        places[(op.name, place)] += 1
-    return places
+def read_graph(path: Path) -> tflite_graph.TfliteGraph:
+    return tflite_graph.read(path.read_bytes())
 
 
 def delegation(path: Path) -> tuple[int, collections.Counter]:
     """(XNNPACK partitions, op types left outside them) of the delegated interpreter."""
-    from ai_edge_litert.interpreter import Interpreter
-
     with _quiet_stderr():
-        interpreter = Interpreter(model_path=str(path), num_threads=1)
-        interpreter.allocate_tensors()
-    details = interpreter._get_ops_details()
-    original = [d for d in details if d["op_name"] != "DELEGATE"]
-    delegates = [d for d in details if d["op_name"] == "DELEGATE"]
-    producer = {int(t): d for d in original for t in d["outputs"]}
-    replaced: set[int] = set()
-    for d in delegates:
-        boundary = {int(t) for t in d["inputs"]}
-        stack = [int(t) for t in d["outputs"]]
-        while stack:
-            node = producer.get(stack.pop())
-            if node is None or node["index"] in replaced:
-                continue
-            replaced.add(node["index"])
-            stack.extend(int(t) for t in node["inputs"] if t >= 0 and int(t) not in boundary)
-    return len(delegates), collections.Counter(d["op_name"] for d in original if d["index"] not in replaced)
+        census = get_target("tflite").census(path)
+    return census["partitions"], collections.Counter(census["undelegated"])
 
 
 @contextlib.contextmanager
@@ -298,9 +167,9 @@ def census_row(name: str, res: str, variant: str, module: nn.Module, path: Path)
     parts, outside = delegation(path)
     t = [places[("TRANSPOSE", p)] for p in ("model io", "conv->heads", "attention core", "heads->conv")]
     adj = collections.Counter(
-        op.extra.replace("adj_x=0", "").replace("adj_y=0", "").replace("=1", "").strip() or "plain"
+        " ".join(flag for flag, on in op.options.items() if on) or "plain"
         for op in graph.ops
-        if op.name == "BATCH_MATMUL"
+        if op.op == "BATCH_MATMUL"
     )
     return (
         f"| {name} | {res} | {variant} | {census['TRANSPOSE']} ({' / '.join(map(str, t))}) "
@@ -374,8 +243,11 @@ def main(argv: list[str] | None = None) -> int:
                 census_rows.append(census_row(name, res, variant, module, paths[variant]))
                 print(census_rows[-1], f"({time.time() - start:.0f}s)", flush=True)
                 if args.dump and variant == "deploy":
-                    for op in read_graph(paths[variant]).ops:
-                        print(f"    {op.index:4d} {op.name:20s} {op.shapes_in} -> {op.shapes_out} {op.extra}")
+                    graph = read_graph(paths[variant])
+                    for op in graph.ops:
+                        shapes_in = [graph.shape(t) for t in op.inputs]
+                        shapes_out = [graph.shape(t) for t in op.outputs]
+                        print(f"    {op.index:4d} {op.op:20s} {shapes_in} -> {shapes_out} {op.options or ''}")
                 for row in other_rows(name, res, variant, module, example, args):
                     extra_rows.append(row)
                     print(row, flush=True)

@@ -1,18 +1,21 @@
-"""bench/profile_tflite_ops.py: every op of a real .tflite becomes a runnable one-op model with the same output."""
+"""The per-op profiler (tflite.op_profile, behind bench/profile_tflite_ops.py): every op of a real .tflite becomes a
+runnable one-op model with the same output."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.bench_scripts import load_bench_script
+from effvit_deploy.export.targets.tflite import op_profile
 
 
 def _profiler():
-    return load_bench_script("profile_tflite_ops")
+    return op_profile
 
 
 def test_one_op_models_cover_the_graph_and_run(tiny_artifact) -> None:
@@ -35,9 +38,11 @@ def test_one_op_models_cover_the_graph_and_run(tiny_artifact) -> None:
     assert "bound on any attention rewrite" in text and text.count("\n- #") == 3
 
 
-def test_missing_file_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _profiler().main([str(tmp_path / "nope.tflite")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "bench" / "profile_tflite_ops.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "nope.tflite")], capture_output=True, text=True)
+    assert done.returncode == 2
+    err = done.stderr.strip().splitlines()
     assert len(err) == 1 and "is not a file" in err[0] and "effvit-export" in err[0]
 
 

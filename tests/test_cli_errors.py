@@ -8,7 +8,7 @@ import pytest
 
 from effvit_deploy.cli.export import main
 from effvit_deploy.errors import ArtifactError, ConversionError, EffvitError, QuantizationError, RunnerError
-from effvit_deploy.export.quantize import onnx_int8
+from effvit_deploy.export.targets.onnx import int8 as onnx_int8
 from effvit_deploy.export.verify import VerificationError
 
 

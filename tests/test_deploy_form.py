@@ -20,10 +20,12 @@ from effvit_deploy.errors import InvalidInputError
 from effvit_deploy.export.deploy import DEFAULT_PASSES, DeployContext, DeployLiteMLA, to_deploy_form
 from effvit_deploy.export.deploy.decompose_layer_norm import DecomposedLayerNorm, DecomposeLayerNormPass
 from effvit_deploy.export.deploy.fold_batch_norm import FoldBatchNormPass, fold_conv_bn
-from effvit_deploy.export.deploy.head_split import STYLES, split_style
+from effvit_deploy.export.deploy.head_split import STYLES
 from effvit_deploy.export.deploy.lite_mla_deploy import LiteMLADeployPass, attention_order
+from effvit_deploy.export.targets import get_target
+from effvit_deploy.export.targets.tflite import graph as tflite_graph
+from effvit_deploy.export.targets.tflite.placement import locate
 from effvit_deploy.models.efficientvit import EfficientViTCls, EfficientViTConfig, LiteMLA
-from tests.bench_scripts import load_bench_script
 
 EFFICIENTVIT = [n for n in models.names() if n.startswith("efficientvit")]
 BASELINES = [n for n in models.names() if not n.startswith("efficientvit")]
@@ -116,20 +118,19 @@ def test_softmax_twin_has_deploy_form() -> None:
 def test_int8_form_joins_qkv_and_computes_the_same(name: str, style: str) -> None:
     """precision int8: q|k|v enter the core as one tensor (one dequantize later), split the way each target wants."""
     model = built(name)
-    deploy, info = to_deploy_form(model, (96, 96), precision="int8")  # 6x6 linear and 3x3 quadratic maps
+    deploy, info = to_deploy_form(model, (96, 96), precision="int8", split=style)  # 6x6 linear and 3x3 quadratic maps
     assert info["attention"] and all(r["joined_qkv"] for r in info["attention"])
     assert not any(r["joined_qkv"] for r in to_deploy_form(model, (96, 96))[1]["attention"])
-    with split_style(style):
-        assert_same_function(model, deploy, torch.randn(1, 3, 96, 96))
-        graph = torch.export.export(deploy, (torch.randn(1, 3, 96, 96),)).graph
+    assert_same_function(model, deploy, torch.randn(1, 3, 96, 96))
+    graph = torch.export.export(deploy, (torch.randn(1, 3, 96, 96),)).graph
     ops = Counter(str(n.target) for n in graph.nodes if n.op == "call_function")
     splits = {"chunk": "aten.chunk.default", "slice": "aten.slice.Tensor", "tfl": "effvit.split_heads.default"}
     assert ops[splits[style]] == (3 if style == "slice" else 1) * len(info["attention"]), ops
 
 
 def test_unknown_split_style_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown split style"), split_style("unbind"):
-        pass
+    with pytest.raises(ValueError, match="unknown split style"):
+        to_deploy_form(nn.Identity(), (32, 32), precision="int8", split="unbind")
 
 
 def test_deploy_form_is_valid_at_other_resolutions() -> None:
@@ -291,10 +292,6 @@ def test_bad_precision() -> None:
 # converter-level (slow): what litert-torch makes of the deploy form
 
 
-def _inspect_module():
-    return load_bench_script("inspect_tflite_graph")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("resolution", "softmax"), [((64, 96), False), ((128, 128), False), ((64, 64), True)])
 def test_tflite_attention_is_clean_and_one_partition(
@@ -302,19 +299,19 @@ def test_tflite_attention_is_clean_and_one_partition(
 ) -> None:
     """64x96 gives one linear and one quadratic stage (4x6 and 2x3 maps, dim 8); 128x128 two linear ones."""
     pytest.importorskip("litert_torch")
-    inspect = _inspect_module()
     torch.manual_seed(0)
     model = randomized(EfficientViTCls(TINY, num_classes=10, softmax=softmax))
     deploy, info = to_deploy_form(model, resolution)
     path = tmp_path / "tiny.tflite"
-    inspect.convert_tflite(deploy, torch.rand(1, 3, *resolution), path)
-    graph = inspect.read_graph(path)
+    tflite = get_target("tflite")
+    tflite.convert(deploy, torch.rand(1, 3, *resolution), path, precision="fp32")
+    graph = tflite_graph.read(path.read_bytes())
     census = graph.census()
-    places = inspect.locate(graph)
+    places = locate(graph)
     assert census["SLICE"] == census["STRIDED_SLICE"] == census["PADV2"] == 0
     assert sum(n for (op, place), n in places.items() if place == "attention core") == 0
     attention = len(info["attention"])
     assert places[("TRANSPOSE", "conv->heads")] == 3 * attention and places[("TRANSPOSE", "heads->conv")] == attention
     assert census["HARD_SWISH"] == count(deploy, nn.Hardswish)
-    partitions, outside = inspect.delegation(path)
-    assert partitions == 1 and not outside
+    runtime = tflite.census(path)
+    assert runtime["partitions"] == 1 and not runtime["undelegated"]

@@ -8,8 +8,6 @@ tested end to end below.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import multiprocessing as mp
 from collections.abc import Callable
@@ -383,20 +381,9 @@ def test_missing_runtime_is_reported_before_any_work(
     assert fake.converted == 0
 
 
-def test_int8_without_the_quantizer_is_refused(
-    tmp_path: Path, fake: FakeBackend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name.endswith(".quantize") else real_find_spec(name, *a)
-    )
-    with pytest.raises(InvalidInputError, match="int8 export is not available yet"):
-        _export_tiny(tmp_path, precision="int8")
-    assert fake.converted == 0
-
-
 class FakeQuantize:
-    """Stands in for effvit_deploy.export.quantize: records what the pipeline passes, writes a pickled module."""
+    """Stands in for effvit_deploy.export.quantize (and the fake target's int8): records what the pipeline passes,
+    writes a pickled module."""
 
     TARGETS = ("fake",)
     ATTENTION_MODES = ("auto", "int8", "fp32")
@@ -406,6 +393,8 @@ class FakeQuantize:
         self.offset = 0.0
 
     def check_options(self, target, attention):
+        if target.name not in self.TARGETS:
+            raise InvalidInputError(f"int8 export is available for {', '.join(self.TARGETS)}, not for {target.name}")
         if attention not in self.ATTENTION_MODES:
             raise InvalidInputError(f"unknown int8 attention mode {attention!r}")
 
@@ -415,14 +404,14 @@ class FakeQuantize:
         return calib, calib[:1]
 
     def quantize_for_target(self, target, module, example, out_path, *, calib, attention, heldout, nhwc):
-        self.calls.append({"target": target, "calib": len(calib), "attention": attention, "nhwc": nhwc})
+        self.calls.append({"target": target.name, "calib": len(calib), "attention": attention, "nhwc": nhwc})
         torch.save(module, out_path)
         return {"method": "fake", "attention_mode": attention}
 
 
 def test_int8_plumbing(tmp_path: Path, fake: FakeBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     quant = FakeQuantize()
-    monkeypatch.setattr(api, "_quantize_package", lambda: quant)
+    monkeypatch.setattr(api, "quantize", quant)
     entry = _export_tiny(tmp_path, precision="int8", calib_count=5, int8_attention="fp32")
     assert quant.calls == [{"target": "fake", "calib": 5, "attention": "fp32", "nhwc": False}]
     assert fake.converted == 0, "int8 artifacts are written by the quantizer, not by the target's convert"

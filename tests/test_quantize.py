@@ -22,8 +22,9 @@ from effvit_deploy.errors import InvalidInputError, MissingFileError
 from effvit_deploy.export.deploy import to_deploy_form
 from effvit_deploy.export.quantize import calibration, quantize_for_target, sensitivity
 from effvit_deploy.export.quantize.calibration import CALIB_PHOTOS, HELDOUT_PHOTOS, calibration_images, preprocess
-from effvit_deploy.export.quantize.islands import TFLITE_OPS, GraphNode, find_islands
+from effvit_deploy.export.quantize.islands import GraphNode, find_islands
 from effvit_deploy.export.quantize.metrics import compare_logits, sqnr_db
+from effvit_deploy.export.targets.tflite.ops import ATTENTION_OPS as TFLITE_OPS
 from effvit_deploy.export.weights import randomize_bn_stats, seeded_model
 from effvit_deploy.models.efficientvit import EfficientViTCls, EfficientViTConfig
 
@@ -206,7 +207,7 @@ def test_joined_qkv_island_starts_at_the_split() -> None:
 @pytest.mark.parametrize(
     ("target", "attention", "message"),
     [
-        ("coreml", "auto", "supports targets tflite, executorch, onnx"),
+        ("coreml", "auto", "supports targets onnx, tflite, executorch"),  # registry order
         ("onnx", "int4", "unknown int8 attention mode 'int4'"),
         ("tflite", "int8", "not possible for tflite: .*BATCH_MATMUL.*use --int8-attention auto or fp32"),
         ("executorch", "int8", "not possible for executorch: .*bmm and div only in fp32"),

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import importlib
-import importlib.util
 import logging
 import tempfile
 import time
@@ -36,6 +34,8 @@ from ..fileio import atomic_path, sha256_file
 from ..models.checkpoint import load_into, read_state_dict
 from ..models.registry import get_builder
 from . import manifest as mf
+from . import quantize
+from .deploy import to_deploy_form
 from .verify import IMAGENET_MEAN, IMAGENET_STD, fixed_input, reference_logits, verify
 from .weights import seeded_model, weights_sha256
 
@@ -112,9 +112,7 @@ def check_request(
         raise InvalidInputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     backend = _backend(target)
     if precision == "int8":
-        takes_int8 = _quantize_package().TARGETS
-        if backend.name not in takes_int8:
-            raise InvalidInputError(f"int8 export is available for {', '.join(takes_int8)}, not for {backend.name}")
+        quantize.check_options(backend, int8_attention)  # no int8 here, or an attention mode the runtime cannot take
     elif precision not in backend.precisions:
         raise InvalidInputError(f"target {target} cannot export {precision}; it takes: {', '.join(backend.precisions)}")
     res = models.parse_resolution(resolution)
@@ -135,14 +133,10 @@ def check_request(
     ckpt, weights = _choose_weights(model, ckpt, zoo_dir, random_weights)
     calib_path = Path(calib) if calib is not None else None
     if precision == "int8":
-        # unknown attention mode, or int8 attention where the runtime has no int8 matmul: refused before any work
-        _quantize_package().check_options(backend.name, int8_attention)
         if calib_count is not None and calib_count <= 0:
             raise InvalidInputError(f"calibration count must be positive, got {calib_count}")
         if calib_path is not None and not calib_path.is_dir():
             raise MissingFileError(f"calibration folder {calib_path} does not exist; pass a folder of images")
-    if optimize and importlib.util.find_spec(f"{__package__}.deploy") is None:
-        raise InvalidInputError("the deploy form is not available in this version; pass --no-optimize (optimize=False)")
     out = Path(out_dir)
     check_writable(out)
     backend.versions()  # imports the runtime: a missing package fails here, before any work
@@ -291,8 +285,8 @@ def run(request: Request, *, force: bool = False, progress: Progress | None = No
             say("converting")
             int8_info, extra = None, None
             if request.precision == "int8":
-                int8_info = _quantize_package().quantize_for_target(
-                    request.target,
+                int8_info = quantize.quantize_for_target(
+                    backend,
                     module,
                     example,
                     tmp,
@@ -366,12 +360,14 @@ def check_writable(out: Path) -> None:
 
 
 def source_sha256(*, int8: bool = False) -> str:
-    """sha256 of the code that shapes an artifact's bytes (models, deploy form, targets; quantize for int8), so a
-    code change there invalidates cached artifacts while edits elsewhere (bench, CLI, verification) do not."""
+    """sha256 of the code that shapes an artifact's bytes (models, deploy form, targets; their int8.py and quantize
+    for int8), so a code change there invalidates cached artifacts while edits elsewhere (bench, CLI, verification)
+    do not."""
     root = Path(__file__).resolve().parents[1]
     folders = ["models", "export/deploy", "export/targets"] + (["export/quantize"] if int8 else [])
     digest = hashlib.sha256()
-    for path in sorted(p for folder in folders for p in root.joinpath(folder).rglob("*.py")):
+    files = (p for folder in folders for p in root.joinpath(folder).rglob("*.py") if int8 or p.name != "int8.py")
+    for path in sorted(files):
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -397,17 +393,6 @@ def _backend(target: str) -> Any:
     return get_target(target)
 
 
-def _quantize_package() -> Any:
-    """The int8 package, or a clear error while it is not part of this version."""
-    name = f"{__package__}.quantize"
-    package = importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
-    if package is None or not hasattr(package, "quantize_for_target"):
-        raise InvalidInputError(
-            "int8 export is not available yet (effvit_deploy.export.quantize is missing); use --precision fp32 or fp16"
-        )
-    return package
-
-
 def _build(request: Request) -> nn.Module:
     if isinstance(request.model, str):
         return seeded_model(request.model, request.checkpoint)
@@ -418,13 +403,8 @@ def _build(request: Request) -> nn.Module:
 
 
 def _deploy_form(model: nn.Module, request: Request) -> tuple[nn.Module, dict]:
-    try:
-        from .deploy import to_deploy_form
-    except ImportError as exc:
-        raise InvalidInputError(
-            f"the deploy form is not available in this version ({exc}); pass --no-optimize (optimize=False)"
-        ) from None
-    module, info = to_deploy_form(model, request.resolution, precision=request.precision)
+    split = _backend(request.target).split_style  # the target's converter decides how a joined q|k|v is split
+    module, info = to_deploy_form(model, request.resolution, precision=request.precision, split=split)
     return module.eval(), info
 
 
@@ -432,7 +412,7 @@ def _calibration(request: Request) -> tuple[list[np.ndarray] | None, list[np.nda
     """int8 calibration and held-out images (None, None for float exports)."""
     if request.precision != "int8":
         return None, None
-    return _quantize_package().calibration_images(request.calib, request.calib_count, request.resolution)
+    return quantize.calibration_images(request.calib, request.calib_count, request.resolution)
 
 
 def _arrays_sha256(arrays: list[np.ndarray]) -> str:

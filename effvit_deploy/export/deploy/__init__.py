@@ -24,6 +24,7 @@ from effvit_deploy.errors import InvalidInputError
 from effvit_deploy.export.deploy._base import DeployContext, DeployPass, PassResult
 from effvit_deploy.export.deploy.decompose_layer_norm import DecomposeLayerNormPass
 from effvit_deploy.export.deploy.fold_batch_norm import FoldBatchNormPass
+from effvit_deploy.export.deploy.head_split import check_style
 from effvit_deploy.export.deploy.lite_mla_deploy import DeployLiteMLA, LiteMLADeployPass
 
 __all__ = ["to_deploy_form", "DEFAULT_PASSES", "DeployLiteMLA", "DeployContext", "PassResult", "PRECISIONS"]
@@ -33,7 +34,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def to_deploy_form(
-    model: nn.Module, resolution: tuple[int, int], *, precision: str = "fp32"
+    model: nn.Module, resolution: tuple[int, int], *, precision: str = "fp32", split: str = "chunk"
 ) -> tuple[nn.Module, dict[str, Any]]:
     """A new module in deploy form for inputs of `resolution`, and what was done to it.
 
@@ -47,18 +48,20 @@ def to_deploy_form(
         resolution: input (height, width); fixes each attention's token count and hence its matmul order.
         precision: "fp32", "fp16" or "int8"; recorded; int8 makes each DeployLiteMLA join q, k, v into one tensor
             entering its attention core (one dequantize into an fp32 island, see `lite_mla_deploy`).
+        split: how that joined tensor is split again, as the target's converter delegates it ("chunk" ONNX, "slice"
+            ExecuTorch, "tfl" LiteRT; the target backend's `split_style`, see `head_split`).
 
     Returns:
         (module, info) with info = {"optimizations": [pass names that changed something], "attention": [{"module",
         "tokens", "dim", "order", "groups", "joined_qkv"} per LiteMLA], "folded_bn": n, "precision": precision}.
 
     Raises:
-        InvalidInputError: resolution is not two positive ints, or precision is unknown.
+        InvalidInputError: resolution is not two positive ints, or precision or split style is unknown.
     """
     size = _check_resolution(resolution)
     if precision not in PRECISIONS:
         raise InvalidInputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
-    ctx = DeployContext(resolution=size, precision=precision)
+    ctx = DeployContext(resolution=size, precision=precision, split=check_style(split))
     new = copy.deepcopy(model).eval()
     info: dict[str, Any] = {"optimizations": [], "attention": [], "folded_bn": 0, "precision": precision}
     for deploy_pass in DEFAULT_PASSES:

@@ -16,10 +16,12 @@ from torch import nn
 
 @dataclass(frozen=True)
 class DeployContext:
-    """The static facts a pass may specialise on: input resolution (H, W) and target precision."""
+    """The static facts a pass may specialise on: input resolution (H, W), target precision, and what the target's
+    converter needs (`split`: how a joined q|k|v is split into one delegated op, see `head_split`)."""
 
     resolution: tuple[int, int]
     precision: str = "fp32"
+    split: str = "chunk"
 
 
 @dataclass

@@ -10,19 +10,22 @@ op the runtime's XNNPACK path takes, and which op that is depends on the convert
 - "tfl" (LiteRT): the custom op `effvit::split_heads`, lowered by the tflite target to one TFLite `SPLIT` (XNNPACK
   delegates it); litert-torch lowers `chunk` / `unbind` / `split` to three `SLICE` ops.
 
-Targets pick the style with `split_style(...)` around their export; the default needs nothing.
+Each target names its style (`split_style` on the target backend); the export passes it to `to_deploy_form`
+through the deploy context, and every `DeployLiteMLA` keeps it as a plain attribute (no global state). A target also
+sets its style on the private copy it converts (`set_split_style`), so a deploy form built for another target still
+converts to the one op this converter delegates; the PT2E simulation exports a copy with slices.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Iterator
+import copy
 
 import torch
+from torch import nn
+
+from effvit_deploy.errors import InvalidInputError
 
 STYLES = ("chunk", "slice", "tfl")
-_STYLE: contextvars.ContextVar[str] = contextvars.ContextVar("effvit_split_style", default="chunk")
 
 
 @torch.library.custom_op("effvit::split_heads", mutates_args=())
@@ -36,21 +39,28 @@ def _(x: torch.Tensor, parts: int) -> list[torch.Tensor]:
     return [t.new_empty(t.shape) for t in torch.chunk(x, parts, dim=0)]
 
 
-@contextlib.contextmanager
-def split_style(style: str) -> Iterator[None]:
-    """Within the block, `split_heads` emits the split of `style` (see the module docstring)."""
+def check_style(style: str) -> str:
     if style not in STYLES:
-        raise ValueError(f"unknown split style {style!r}; choose one of {STYLES}")
-    token = _STYLE.set(style)
-    try:
-        yield
-    finally:
-        _STYLE.reset(token)
+        raise InvalidInputError(f"unknown split style {style!r}; choose one of {STYLES}")
+    return style
 
 
-def split_heads(qkv: torch.Tensor, parts: int = 3) -> tuple[torch.Tensor, ...]:
-    """`parts` equal pieces of `qkv` along dim 0, written the way the active converter maps to one delegated op."""
-    style = _STYLE.get()
+def set_split_style(module: nn.Module, style: str) -> nn.Module:
+    """Make every attention module of `module` split a joined q|k|v in `style` (in place; returns `module`)."""
+    check_style(style)
+    for child in module.modules():
+        if hasattr(child, "split_style"):
+            child.split_style = style
+    return module
+
+
+def with_split_style(module: nn.Module, style: str) -> nn.Module:
+    """A deep copy of `module` whose attention modules split a joined q|k|v in `style`."""
+    return set_split_style(copy.deepcopy(module), style)
+
+
+def split_heads(qkv: torch.Tensor, parts: int = 3, style: str = "chunk") -> tuple[torch.Tensor, ...]:
+    """`parts` equal pieces of `qkv` along dim 0, written the way the `style` converter maps to one delegated op."""
     if style == "tfl":
         return tuple(torch.ops.effvit.split_heads(qkv, parts))
     if style == "slice":

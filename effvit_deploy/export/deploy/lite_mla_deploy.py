@@ -73,11 +73,13 @@ class DeployLiteMLA(nn.Module):
         branches: nn.ModuleList,
         proj: nn.Module,
         join_qkv: bool = False,
+        split_style: str = "chunk",
     ) -> None:
         super().__init__()
         assert order in ORDERS, order
         self.dim, self.heads, self.eps, self.order = dim, heads, eps, order
         self.join_qkv = join_qkv  # one tensor enters the attention core (int8: one dequantize), see module docstring
+        self.split_style = split_style  # how the joined tensor is split: the op the target's converter delegates
         # projections[i] / branches[i] for i = q, k, v; branches[i] holds one module per multi-scale branch.
         self.projections = projections
         self.branches = branches
@@ -98,7 +100,7 @@ class DeployLiteMLA(nn.Module):
         k = self._head_major(k_maps)
         v = self._head_major(self._maps(x, 2, relu=False))
         if self.join_qkv:
-            q, k, v = split_heads(torch.cat([q, k, v], dim=0))
+            q, k, v = split_heads(torch.cat([q, k, v], dim=0), style=self.split_style)
             k_maps = None
             if kernel:
                 q, k = F.relu(q), F.relu(k)
@@ -148,10 +150,12 @@ class DeployLiteMLA(nn.Module):
         return t if t.dtype == torch.float32 else t.float()
 
     @classmethod
-    def from_lite_mla(cls, m: LiteMLA, tokens: int, join_qkv: bool = False) -> DeployLiteMLA | None:
+    def from_lite_mla(cls, m: LiteMLA, tokens: int, join_qkv: bool = False,
+                      split_style: str = "chunk") -> DeployLiteMLA | None:
         """The deploy form of `m` for a feature map of `tokens` positions, or None if `m` has an unexpected layout.
 
-        `join_qkv`: q, k, v enter the attention core as one tensor (what int8 exports want, see module docstring).
+        `join_qkv`: q, k, v enter the attention core as one tensor (what int8 exports want, see module docstring),
+        split again in `split_style` (`head_split`).
         """
         if not _supported(m):
             return None
@@ -176,7 +180,7 @@ class DeployLiteMLA(nn.Module):
             branches.append(scale_branches)
         proj = _fold_value_mixing(m, _proj_folded(m.proj))
         order = attention_order(tokens, dim, m.softmax)
-        return cls(dim, heads, m.eps, order, projections, branches, proj, join_qkv=join_qkv)
+        return cls(dim, heads, m.eps, order, projections, branches, proj, join_qkv=join_qkv, split_style=split_style)
 
 
 class LiteMLADeployPass:
@@ -194,7 +198,8 @@ class LiteMLADeployPass:
             if name not in sizes:
                 continue  # not reached by forward (an unused module): nothing to specialise on
             height, width = sizes[name]
-            new = DeployLiteMLA.from_lite_mla(m, tokens=height * width, join_qkv=ctx.precision == "int8")
+            new = DeployLiteMLA.from_lite_mla(m, tokens=height * width, join_qkv=ctx.precision == "int8",
+                                              split_style=ctx.split)
             if new is None:
                 continue
             set_submodule(model, name, new.train(m.training))

@@ -6,22 +6,21 @@
 ...                            heldout=heldout)
 >>> info["accuracy"]["cosine"], info["census"]["boundaries"], info["attention"][0]["choice"]
 
-Modules: `calibration` (images, official preprocessing), `pt2e` (XNNPACKQuantizer simulation, per-layer SQNR),
-`sensitivity` (attention choices, worst layers), `islands` (attention cores in converted graphs), `tflite_int8`
-(ai-edge-quantizer), `executorch_int8` (PT2E -> XNNPACK), `onnx_int8` (onnxruntime QDQ), `census`, `metrics`,
-`int8` (the orchestration).
+Only what is runtime-agnostic lives here: `calibration` (images, official preprocessing), `pt2e` (XNNPACKQuantizer
+simulation, per-layer SQNR), `sensitivity` (attention choices, worst layers), `islands` (the attention-core finder,
+fed each format's op tables), `census` (the int8 census summary and boundary classes), `metrics`, and `int8` (the
+orchestration). Each runtime's recipe, graph reader and op tables live with its target:
+`effvit_deploy/export/targets/<runtime>/int8.py` and `ops.py`.
 """
 
 from __future__ import annotations
 
 from .calibration import DEFAULT_CALIB_COUNT, ImageSet, calibration_images, heldout_images
-from .int8 import ATTENTION_MODES, RUNTIME_INT8_ATTENTION, TARGETS, check_options, quantize_for_target
+from .int8 import ATTENTION_MODES, check_options, quantize_for_target
 
 __all__ = [
     "ATTENTION_MODES",
     "DEFAULT_CALIB_COUNT",
-    "RUNTIME_INT8_ATTENTION",
-    "TARGETS",
     "ImageSet",
     "calibration_images",
     "check_options",

@@ -5,11 +5,11 @@ Steps, the same for every target:
    with one line before any work);
 2. simulate int8 with PT2E on the calibration images and measure SQNR layer by layer (`pt2e`, `sensitivity`);
 3. choose per attention core int8 or an fp32 island (`--int8-attention auto|int8|fp32`);
-4. write the artifact (`tflite_int8`, `executorch_int8`, `onnx_int8`) to exactly `out_path`;
-5. run it in its own runtime on the held-out images and compare with the fp32 PyTorch module;
-6. count what runs in int8 and where the graph crosses int8 <-> fp32 (`census`).
+4. the target writes the artifact to exactly `out_path` and counts what runs in int8 (`backend.quantize`: each
+   runtime's recipe and graph reader live with its target, `targets/<runtime>/int8.py`);
+5. run it in its own runtime on the held-out images and compare with the fp32 PyTorch module.
 
-What each runtime can run in int8 decides what `auto` may choose (RUNTIME_INT8_ATTENTION): ExecuTorch's XNNPACK
+What each runtime can run in int8 decides what `auto` may choose (`backend.int8_attention`): ExecuTorch's XNNPACK
 partitioner and TFLite's XNNPACK delegate take batched matmul only in fp32, and TFLite's int8 DIV aborts when a
 denominator rounds to its zero point, so there every core is an fp32 island; ONNX Runtime has int8 MatMul, so there
 `auto` measures.
@@ -28,35 +28,18 @@ import torch
 from torch import nn
 
 from ...errors import InvalidInputError, QuantizationError
-from . import census as census_mod
 from . import metrics, pt2e, sensitivity
 from .calibration import heldout_images
 
 log = logging.getLogger(__name__)
 
-TARGETS = ("tflite", "executorch", "onnx")
 ATTENTION_MODES = ("auto", "int8", "fp32")
-# Per target: can the attention matmuls run in int8 inside the runtime's fast path, and if not, why.
-RUNTIME_INT8_ATTENTION: dict[str, tuple[bool, str]] = {
-    "tflite": (
-        False,
-        "TFLite's XNNPACK delegate has no int8 BATCH_MATMUL (it would split the graph) and TFLite's int8 DIV aborts "
-        "when a denominator rounds to its zero point",
-    ),
-    "executorch": (False, "ExecuTorch's XNNPACK partitioner takes bmm and div only in fp32"),
-    "onnx": (True, "ONNX Runtime has int8 MatMul (the division stays fp32: there is no int8 Div kernel)"),
-}
 # Activation observers of the PT2E simulation (for ExecuTorch it is the artifact): min/max everywhere, as
 # ai-edge-quantizer and onnxruntime calibrate. XNNPACKQuantizer's default histogram observer gave the same accuracy
 # on efficientvit-b1 at 224 (logits SQNR 31.0 vs 31.2 dB, random weights) at 15x the calibration time (74 s vs 5 s).
-SIM_OBSERVER = {"executorch": "minmax", "tflite": "minmax", "onnx": "minmax"}
+SIM_OBSERVER = "minmax"
 SIM_SAMPLES = 16  # calibration images used by the simulation when it only guides decisions (tflite, onnx)
 SQNR_SAMPLES = 4  # calibration images for the per-layer SQNR pass
-METHODS = {
-    "tflite": "ai-edge-quantizer static_wi8_ai8 on the fp32 .tflite (min/max calibration), float I/O",
-    "executorch": "XNNPACKQuantizer (PT2E, min/max observers) -> prepare/calibrate/convert -> XNNPACK lowering",
-    "onnx": "onnxruntime quantize_static QDQ, per-channel, min/max calibration",
-}
 SCHEME = "int8 weights symmetric per output channel; int8 activations asymmetric per tensor; int32 bias"
 HARDSWISH_NOTE = (
     "one op per nn.Hardswish, computed in fp32 between a dequantize and a quantize: TFLite's XNNPACK delegate and "
@@ -75,27 +58,45 @@ def attention_modules(module: nn.Module) -> list[str]:
     return names
 
 
-def check_options(target: str, attention: str) -> None:
+def _backend(target: Any) -> Any:
+    """A target backend from its name (or the backend itself); imported late, targets import this package."""
+    if not isinstance(target, str):
+        return target
+    from ..targets import TARGETS
+
+    if target not in TARGETS:
+        able = [name for name, t in TARGETS.items() if "int8" in t.precisions]
+        raise InvalidInputError(f"int8 export supports targets {', '.join(able)}, not {target!r}")
+    return TARGETS[target]
+
+
+def check_options(target: Any, attention: str) -> None:
     """Refuse an int8 target / attention combination the runtime cannot take (cheap; for early request checks).
 
+    Args:
+        target: a target name or backend (`effvit_deploy.export.targets`).
     Raises:
-        InvalidInputError: unknown target or attention mode, or `--int8-attention int8` where the runtime has no
-            int8 attention matmul.
+        InvalidInputError: a target without int8, an unknown attention mode, or `--int8-attention int8` where the
+            runtime has no int8 attention matmul.
     """
-    if target not in TARGETS:
-        raise InvalidInputError(f"int8 export supports targets {', '.join(TARGETS)}, not {target!r}")
+    backend = _backend(target)
+    if "int8" not in backend.precisions:
+        from ..targets import TARGETS
+
+        able = [name for name, t in TARGETS.items() if "int8" in t.precisions]
+        raise InvalidInputError(f"int8 export is available for {', '.join(able)}, not for {backend.name}")
     if attention not in ATTENTION_MODES:
         raise InvalidInputError(
             f"unknown int8 attention mode {attention!r}; choose one of: {', '.join(ATTENTION_MODES)}"
         )
-    capable, reason = RUNTIME_INT8_ATTENTION[target]
+    capable, reason = backend.int8_attention
     if attention == "int8" and not capable:
         raise InvalidInputError(
-            f"--int8-attention int8 is not possible for {target}: {reason}; use --int8-attention auto or fp32"
+            f"--int8-attention int8 is not possible for {backend.name}: {reason}; use --int8-attention auto or fp32"
         )
 
 
-def check_request(target: str, attention: str, calib: Sequence[np.ndarray], example: torch.Tensor) -> None:
+def check_request(target: Any, attention: str, calib: Sequence[np.ndarray], example: torch.Tensor) -> None:
     """Refuse, in one line, anything that cannot work, before any work is done."""
     check_options(target, attention)
     if not calib:
@@ -109,7 +110,7 @@ def check_request(target: str, attention: str, calib: Sequence[np.ndarray], exam
 
 
 def quantize_for_target(
-    target: str,
+    target: Any,
     module: nn.Module,
     example: torch.Tensor,
     out_path: Path,
@@ -122,7 +123,7 @@ def quantize_for_target(
     """Write the int8 artifact for `target` to exactly `out_path` and return its int8 manifest section.
 
     Args:
-        target: "tflite", "executorch" or "onnx".
+        target: a target backend with int8 in its precisions, or its name ("tflite", "executorch", "onnx").
         module: the fp32 model (usually its deploy form), eval mode; it is the accuracy reference and is not modified.
         example: (1, 3, H, W) float32 input fixing the traced shape.
         out_path: file to write (the pipeline passes a temp path and renames it after verification).
@@ -145,9 +146,10 @@ def quantize_for_target(
             NHWC for a target other than tflite.
         MissingDependencyError: the runtime's package (or its quantization tool) is not installed.
     """
-    check_request(target, attention, calib, example)
-    if nhwc and target != "tflite":
-        raise InvalidInputError(f"{target} int8 artifacts are NCHW only; NHWC input is a tflite option")
+    backend = _backend(target)
+    check_request(backend, attention, calib, example)
+    if nhwc and not backend.nhwc_input:
+        raise InvalidInputError(f"{backend.name} int8 artifacts are NCHW only; NHWC input is a tflite option")
     module = module.eval()
     example = example.float()
     started = time.perf_counter()
@@ -156,12 +158,12 @@ def quantize_for_target(
     height, width = int(example.shape[-2]), int(example.shape[-1])
     if heldout is None:
         heldout = heldout_images((height, width))
-    capable, reason = RUNTIME_INT8_ATTENTION[target]
+    capable, reason = backend.int8_attention
 
     # 1. simulation: what int8 costs per layer, and per attention core if the runtime could run it in int8
     tick = time.perf_counter()
-    observer = SIM_OBSERVER[target]
-    sim_calib = list(calib) if target == "executorch" else list(calib)[:SIM_SAMPLES]
+    observer = SIM_OBSERVER
+    sim_calib = list(calib) if backend.int8_from_simulation else list(calib)[:SIM_SAMPLES]
     probe = list(calib)[:SQNR_SAMPLES]
     fp32_graph = pt2e.export_graph(module, example)
 
@@ -188,33 +190,17 @@ def quantize_for_target(
     # 2. the artifact
     tick = time.perf_counter()
     keep_fp32 = [d["choice"] == "fp32" for d in decisions]
-    extra: dict[str, Any] = {}
-    if target == "tflite":
-        from . import tflite_int8
-
-        built = tflite_int8.quantize(module, example, out_path, calib, keep_fp32, hardswish_fp32=True, nhwc=nhwc)
-        int8_census = census_mod.tflite_census(out_path)
-    elif target == "onnx":
-        from . import onnx_int8
-
-        built = onnx_int8.quantize(module, example, out_path, calib, keep_fp32)
-        int8_census = census_mod.onnx_census(out_path, built["island_nodes"])
-    else:
-        from . import executorch_int8
-
-        extra = executorch_int8.lower(fq, example, out_path)
-        islands = [[n.name for n in fq.quant.graph.nodes if pt2e.module_path(n) == name] for name in names]
-        int8_census = census_mod.edge_census(fq.quant, islands)
-        built = {"islands": len(names)}
+    built = backend.quantize(module, example, Path(out_path), calib=calib, fp32_attention=keep_fp32, simulation=fq,
+                             attention_modules=names, nhwc=nhwc)
+    int8_census, extra = built["census"], built["extra"]
     if built["islands"] != len(names):
-        raise QuantizationError(f"{target}: {built['islands']} attention islands in the graph, {len(names)} modules")
+        raise QuantizationError(
+            f"{backend.name}: {built['islands']} attention islands in the graph, {len(names)} modules"
+        )
     seconds["convert"] = round(time.perf_counter() - tick, 2)
 
     # 3. accuracy of the artifact in its runtime against the fp32 PyTorch module, on held-out images
     tick = time.perf_counter()
-    from ..targets import get_target
-
-    backend = get_target(target)
     runner = backend.load_runner(Path(out_path), threads=1)
     with torch.no_grad():
         reference = metrics.run_all(lambda x: module(torch.from_numpy(x)).numpy(), heldout)
@@ -227,7 +213,7 @@ def quantize_for_target(
     int8_census["boundary_list"] = int8_census["boundary_list"][:64]
     seconds["total"] = round(time.perf_counter() - started, 2)
     return {
-        "method": METHODS[target],
+        "method": backend.int8_method,
         "scheme": SCHEME,
         "attention_mode": attention,
         "attention": decisions,

@@ -1,7 +1,8 @@
 """Find the attention cores (matmuls + normaliser) in a converted graph, so they can stay fp32 as one island.
 
-Works on any dataflow graph given as `GraphNode`s (TFLite operators, ONNX nodes): the converted graphs lose the module
-names, but the structure is unmistakable. An attention core is a connected group of "plumbing" ops (reshape, slice,
+Works on any dataflow graph given as `GraphNode`s (TFLite operators, ONNX nodes), fed the op-type names of that format
+(`OpClasses`, defined by each target in `targets/<runtime>/ops.py`): the converted graphs lose the module names, but
+the structure is unmistakable. An attention core is a connected group of "plumbing" ops (reshape, slice,
 transpose, ReLU, pad, add, ...) that holds activation x activation matmuls and a normaliser (division, softmax or
 reciprocal); convolutions, fully-connected ops and hard-swish cut the groups apart. The island of one core is every
 op of its group that feeds its last matmul/normaliser, minus the data-movement ops that only lead into it (ReLU
@@ -37,34 +38,6 @@ class OpClasses:
     normaliser: frozenset[str]
     plumbing: frozenset[str]  # ops that may sit inside a core
     movement: frozenset[str]  # data movement with int8 kernels: left int8 when it only leads into the core
-
-
-TFLITE_OPS = OpClasses(
-    matmul=frozenset({"BATCH_MATMUL"}),
-    normaliser=frozenset({"DIV", "SOFTMAX"}),
-    plumbing=frozenset(
-        {"RESHAPE", "SLICE", "STRIDED_SLICE", "TRANSPOSE", "RELU", "PAD", "PADV2", "ADD", "SUB", "MUL", "SUM",
-         "CONCATENATION", "SPLIT", "SPLIT_V", "SQUEEZE", "EXPAND_DIMS", "BROADCAST_TO", "GATHER", "RECIPROCAL",
-         "MEAN", "QUANTIZE", "DEQUANTIZE"}
-    ),
-    # RELU is not listed: TFLite's XNNPACK delegate takes a standalone RELU only in fp32, so the ReLU kernel (and
-    # whatever follows it) joins the fp32 island instead of splitting the XNNPACK partition.
-    # SPLIT is not listed either: it fans one tensor out into q, k, v, so in the island it costs one dequantize
-    # (of the joined tensor) where an int8 split would cost three.
-    movement=frozenset({"RESHAPE", "SLICE", "STRIDED_SLICE", "TRANSPOSE", "PAD", "CONCATENATION", "SQUEEZE",
-                        "EXPAND_DIMS", "GATHER"}),
-)
-ONNX_OPS = OpClasses(
-    matmul=frozenset({"MatMul", "Einsum"}),
-    normaliser=frozenset({"Div", "Softmax", "Reciprocal"}),
-    plumbing=frozenset(
-        {"Reshape", "Slice", "Transpose", "Relu", "Pad", "Add", "Sub", "Mul", "ReduceSum", "Concat", "Split",
-         "Squeeze", "Unsqueeze", "Expand", "Gather", "Shape", "Constant", "Cast", "ReduceMean", "Identity",
-         "QuantizeLinear", "DequantizeLinear"}
-    ),
-    movement=frozenset({"Reshape", "Slice", "Transpose", "Relu", "Pad", "Concat", "Squeeze", "Unsqueeze",
-                        "Gather", "Identity", "QuantizeLinear", "DequantizeLinear"}),  # Split: as for TFLite
-)
 
 
 def find_islands(nodes: Sequence[GraphNode], ops: OpClasses) -> list[list[GraphNode]]:
@@ -122,12 +95,6 @@ def find_islands(nodes: Sequence[GraphNode], ops: OpClasses) -> list[list[GraphN
             islands.append(island)
     islands.sort(key=lambda isl: isl[0].index)
     return islands
-
-
-# LayerNorm as the TFLite converter decomposes it (MEAN, SQUARED_DIFFERENCE, ADD eps, RSQRT, MUL, SUB): XNNPACK has
-# no QS8 RSQRT / SQUARED_DIFFERENCE, so an int8 LayerNorm would leave the delegate; it stays one fp32 island instead.
-TFLITE_NORM_ANCHORS = frozenset({"RSQRT"})
-TFLITE_NORM_OPS = frozenset({"MEAN", "SQUARED_DIFFERENCE", "ADD", "SUB", "MUL", "RSQRT", "SQRT", "DIV", "RESHAPE"})
 
 
 def find_groups(nodes: Sequence[GraphNode], anchors: frozenset[str], members: frozenset[str]) -> list[list[GraphNode]]:

@@ -28,7 +28,7 @@ import torch
 from torch import fx
 
 from ...errors import MissingDependencyError
-from ..deploy.head_split import split_style
+from ..deploy.head_split import with_split_style
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ def export_graph(module: torch.nn.Module, example: torch.Tensor) -> fx.GraphModu
     A joined q|k|v is split with slices (`head_split`): this graph is the one ExecuTorch lowers, and XNNPACK's
     partitioner delegates `slice_copy` but not `split_with_sizes_copy`.
     """
-    with torch.no_grad(), split_style("slice"):
-        return torch.export.export(module.eval(), (example,), strict=False).module()
+    with torch.no_grad():
+        return torch.export.export(with_split_style(module, "slice").eval(), (example,), strict=False).module()
 
 
 # Ops inside an attention core that may stay int8 (data movement, the ReLU kernel, the multi-scale concat); every

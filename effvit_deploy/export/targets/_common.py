@@ -19,8 +19,10 @@ import torch
 from torch import nn
 
 from effvit_deploy.errors import ConversionError, InvalidInputError, MissingDependencyError
+from effvit_deploy.export.deploy.head_split import set_split_style
 
 Runner = Callable[[np.ndarray], np.ndarray]
+FLOAT_PRECISIONS = ("fp32", "fp16")  # what `convert` writes; int8 artifacts come from a target's `quantize`
 
 
 class Fp32IO(nn.Module):
@@ -54,10 +56,12 @@ class Fp32LayerNorm(nn.Module):
         return self.norm(x.float()).to(x.dtype)
 
 
-def check_options(target: str, precisions: tuple[str, ...], precision: str, nhwc: bool, *, nhwc_ok: bool) -> None:
-    """Raise InvalidInputError for a precision the target does not take or an NHWC request it cannot honour."""
-    if precision not in precisions:
-        raise InvalidInputError(f"{target} cannot take precision {precision!r}; choose {', '.join(precisions)}")
+def check_options(target: str, precision: str, nhwc: bool, *, nhwc_ok: bool) -> None:
+    """Raise InvalidInputError for a precision `convert` does not write or an NHWC request it cannot honour."""
+    if precision not in FLOAT_PRECISIONS:
+        hint = " (int8 artifacts are written by the target's quantize)" if precision == "int8" else ""
+        raise InvalidInputError(f"{target} cannot take precision {precision!r}; choose {', '.join(FLOAT_PRECISIONS)}"
+                                f"{hint}")
     if nhwc and not nhwc_ok:
         raise InvalidInputError(f"{target} artifacts are NCHW only; NHWC input is a tflite option (--target tflite)")
 
@@ -73,14 +77,15 @@ def require(module: str, target: str) -> ModuleType:
         ) from exc
 
 
-def prepare(module: nn.Module, precision: str) -> nn.Module:
-    """A private eval-mode float32 copy to convert; for fp16, half weights behind float32 I/O.
+def prepare(module: nn.Module, precision: str, split_style: str) -> nn.Module:
+    """A private eval-mode float32 copy to convert; for fp16, half weights behind float32 I/O; a joined q|k|v split
+    the way this target's converter delegates (`deploy.head_split`).
 
     The caller's module is never touched and may be in either dtype. fp16 precision policy: everything half except
     LayerNorms (kept fp32 here, see Fp32LayerNorm) and attention, which EfficientViT's LiteMLA already computes in
     fp32 by casting its q/k/v itself (as the official code does), so this helper does not need to know about it.
     """
-    work = copy.deepcopy(module).float().eval()
+    work = set_split_style(copy.deepcopy(module).float().eval(), split_style)
     if precision == "fp16":
         work = Fp32IO(_layer_norms_in_fp32(work.half())).eval()
     return work

@@ -1,5 +1,9 @@
 """ExecuTorch target (1.4.1): torch.export -> to_edge_transform_and_lower(XnnpackPartitioner) -> .pte.
 
+Everything about ExecuTorch lives in this package: conversion, runner and census here; the one XNNPACK lowering
+(fp32, fp16 and int8 go through it) in `lowering.py`; the .pte reader in `pte.py`; int8 (PT2E XNNPACKQuantizer) and
+its int8 census in `int8.py`.
+
 - Lowering uses the documented flow with `get_transform_passes()` (pre-partition rewrites that expose patterns to the
   partitioner). Hard-swish reaches the partitioner as one `aten.hardswish` and is delegated whole (PR #12360).
 - fp16: the module is `.half()` behind float32 I/O (`Fp32IO`), lowered with the same partitioner (its FP32 config
@@ -25,15 +29,14 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from effvit_deploy.export.deploy.head_split import split_style
-from effvit_deploy.export.targets import _pte
+from effvit_deploy.export.targets.executorch import pte as _pte
+from effvit_deploy.export.targets.executorch.lowering import lower
 from effvit_deploy.export.targets._common import (
     Runner,
     check_options,
@@ -49,7 +52,12 @@ log = logging.getLogger(__name__)
 class ExecutorchTarget:
     name = "executorch"
     suffix = ".pte"
-    precisions = ("fp32", "fp16")
+    precisions = ("fp32", "fp16", "int8")
+    split_style = "slice"  # how the deploy form splits a joined q|k|v for this converter (deploy.head_split)
+    nhwc_input = False  # can the artifact take an NHWC (1, H, W, 3) input
+    int8_method = "XNNPACKQuantizer (PT2E, min/max observers) -> prepare/calibrate/convert -> XNNPACK lowering"
+    int8_attention = (False, "ExecuTorch's XNNPACK partitioner takes bmm and div only in fp32")
+    int8_from_simulation = True  # the PT2E fake-quant graph is the artifact: it calibrates on every image
 
     def convert(
         self, module: nn.Module, example: torch.Tensor, out_path: Path, *, precision: str, nhwc: bool = False
@@ -64,25 +72,30 @@ class ExecutorchTarget:
             MissingDependencyError: executorch missing.
             ConversionError: torch.export or the lowering failed on the model.
         """
-        check_options(self.name, self.precisions, precision, nhwc, nhwc_ok=False)
+        check_options(self.name, precision, nhwc, nhwc_ok=self.nhwc_input)
         require("executorch.exir", self.name)
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-        from executorch.backends.xnnpack.utils.configs import get_transform_passes
-        from executorch.exir import to_edge_transform_and_lower
-
-        work = prepare(module, precision)
+        work = prepare(module, precision, self.split_style)
         try:
-            with split_style("slice"):  # a joined q|k|v (deploy.head_split): slices are delegated, split is not
-                exported = torch.export.export(work, (example.float(),))
-            edge = to_edge_transform_and_lower(
-                exported, partitioner=[XnnpackPartitioner()], transform_passes=get_transform_passes()
-            )
-            lowered = _lowered_ops(edge.exported_program().graph_module)
-            program = edge.to_executorch()
+            exported = torch.export.export(work, (example.float(),))
+            buffer, lowered = lower(exported)
         except Exception as exc:  # export/lowering raise many types; all mean "this model did not convert"
             raise conversion_error(self.name, module, exc) from exc
-        Path(out_path).write_bytes(program.buffer)
+        Path(out_path).write_bytes(buffer)
         return {"lowered_ops": dict(sorted(lowered.items()))}
+
+    def quantize(self, module: nn.Module, example: torch.Tensor, out_path: Path, *, calib, fp32_attention,
+                 simulation, attention_modules, nhwc: bool = False) -> dict:
+        """int8 .pte at `out_path`: the PT2E fake-quant graph `simulation` lowered to XNNPACK; see `int8.py`.
+
+        Returns {"islands": attention modules, "census": int8 census of the quantized graph, "extra": lowered ops}.
+        """
+        from effvit_deploy.export.quantize import pt2e
+        from effvit_deploy.export.targets.executorch import int8
+
+        extra = int8.write_pte(simulation, example, out_path)
+        islands = [[n.name for n in simulation.quant.graph.nodes if pt2e.module_path(n) == name]
+                   for name in attention_modules]
+        return {"islands": len(attention_modules), "census": int8.census(simulation.quant, islands), "extra": extra}
 
     def load_runner(self, path: Path, *, threads: int = 1) -> Runner:
         """ExecuTorch runtime (XNNPACK delegate) on `forward`, process threadpool set to `threads`: NCHW -> logits."""
@@ -120,19 +133,6 @@ class ExecutorchTarget:
         for module in ("executorch.exir", "executorch.runtime"):
             require(module, self.name)
         return package_versions("torch", "executorch")
-
-
-def _lowered_ops(graph_module: torch.fx.GraphModule) -> Counter:
-    """Edge op name -> count inside every lowered (delegated) submodule of the top-level graph."""
-    from executorch.exir.lowered_backend_module import get_lowered_submodules
-
-    counts: Counter = Counter()
-    for _, lowered, _ in get_lowered_submodules(graph_module):
-        for node in lowered.original_module.graph_module.graph.nodes:
-            op = getattr(node.target, "_op", node.target)
-            if node.op == "call_function" and isinstance(op, torch._ops.OpOverload):
-                counts[str(op)] += 1
-    return counts
 
 
 # ExecuTorch 1.4.1 has one process-wide threadpool; XNNPACK delegates keep a pointer to it when a program is loaded,

@@ -1,4 +1,4 @@
-"""TFLite int8: fp32 .tflite from the tflite target, then AI Edge Quantizer static int8 with calibration.
+"""TFLite int8: fp32 .tflite from this target, then AI Edge Quantizer static int8 with calibration; its int8 census.
 
 Recipe: `static_wi8_ai8` (int8 per-channel symmetric weights, int8 per-tensor asymmetric activations, min/max
 calibration on the real TFLite kernels) for every op, with these exceptions:
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,26 +34,53 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...errors import MissingDependencyError, QuantizationError
-from .census import tflite_graph
-from .islands import TFLITE_NORM_ANCHORS, TFLITE_NORM_OPS, TFLITE_OPS, GraphNode, find_groups, find_islands
+from effvit_deploy.errors import MissingDependencyError, QuantizationError
+from effvit_deploy.export.quantize.census import NeighbourOps, boundary_kind, summary
+from effvit_deploy.export.quantize.islands import GraphNode, find_groups, find_islands
+from effvit_deploy.export.targets.tflite import graph as tflite_graph
+from effvit_deploy.export.targets.tflite.ops import ATTENTION_OPS, COMPUTE_OPS, INT_TYPES, NORM_ANCHORS, NORM_OPS
+
+NEIGHBOURS = NeighbourOps(hardswish=frozenset({"HARD_SWISH"}),
+                          norm=frozenset({"MEAN", "RSQRT", "SQUARED_DIFFERENCE", "SUB"}))
 
 
-def fp32_tflite(module: nn.Module, example: torch.Tensor, path: Path, *, nhwc: bool = False) -> None:
-    """The fp32 artifact exactly as the tflite target writes it (same converter, same graph passes)."""
-    from ..targets import get_target
-
-    get_target("tflite").convert(module, example, path, precision="fp32", nhwc=nhwc)
+def graph_nodes(flatbuffer: bytes) -> list[GraphNode]:
+    """Operators of subgraph 0 as GraphNodes (activation inputs only); `extra` holds in/out dtypes, all input
+    tensors' dtypes, output names and graph I/O flags."""
+    graph = tflite_graph.read(flatbuffer)
+    graph_inputs, graph_outputs = set(graph.inputs), set(graph.outputs)
+    nodes = []
+    for op in graph.ops:
+        ins = [t for t in op.inputs if t >= 0]
+        act_ins = [t for t in ins if t not in graph.constants]
+        nodes.append(
+            GraphNode(
+                index=op.index,
+                op=op.op,
+                inputs=[str(t) for t in act_ins],
+                outputs=[str(t) for t in op.outputs],
+                name=";".join(graph.tensor_names[t] for t in op.outputs),
+                extra={
+                    "in_types": [graph.tensor_types[t] for t in act_ins],
+                    "all_in_types": [graph.tensor_types[t] for t in ins],
+                    "out_types": [graph.tensor_types[t] for t in op.outputs],
+                    "out_names": [graph.tensor_names[t] for t in op.outputs],
+                    "graph_input": any(t in graph_inputs for t in act_ins),
+                    "graph_output": any(t in graph_outputs for t in op.outputs),
+                },
+            )
+        )
+    return nodes
 
 
 def attention_islands(flatbuffer: bytes) -> list[list[GraphNode]]:
     """Attention islands of a TFLite graph, in graph order."""
-    return find_islands(tflite_graph(flatbuffer), TFLITE_OPS)
+    return find_islands(graph_nodes(flatbuffer), ATTENTION_OPS)
 
 
 def norm_islands(flatbuffer: bytes) -> list[list[GraphNode]]:
     """LayerNorm groups (decomposed by the converter) of a TFLite graph, in graph order."""
-    return find_groups(tflite_graph(flatbuffer), TFLITE_NORM_ANCHORS, TFLITE_NORM_OPS)
+    return find_groups(graph_nodes(flatbuffer), NORM_ANCHORS, NORM_OPS)
 
 
 def build_recipe(fp32_islands: Sequence[Sequence[GraphNode]], *, hardswish_fp32: bool = False) -> list[dict]:
@@ -94,15 +122,16 @@ def quantize_tflite_file(fp32_path: Path, out_path: Path, calib: Sequence[np.nda
     Path(out_path).write_bytes(bytes(quantized.quantized_model))
 
 
-def quantize(module: nn.Module, example: torch.Tensor, out_path: Path, calib: Sequence[np.ndarray],
+def quantize(convert_fp32, module: nn.Module, example: torch.Tensor, out_path: Path, calib: Sequence[np.ndarray],
              fp32_attention: Sequence[bool] | None, *, hardswish_fp32: bool = True, nhwc: bool = False) -> dict:
-    """fp32 .tflite -> AEQ int8 at `out_path`. `fp32_attention[k]` keeps island k fp32 (None: all fp32).
+    """fp32 .tflite (written by `convert_fp32(module, example, path, nhwc=...)`, the target's own converter) -> AEQ
+    int8 at `out_path`. `fp32_attention[k]` keeps island k fp32 (None: all fp32).
 
-    Returns {"islands": [op indices per island in the fp32 graph], "fp32_islands": [...]} for the census.
+    Returns {"islands": n, "island_ops": [op types per island in the fp32 graph], "norm_islands": [...]}.
     """
     with tempfile.TemporaryDirectory(prefix="effvit-int8-") as tmp:
         fp32_path = Path(tmp) / "fp32.tflite"
-        fp32_tflite(module, example, fp32_path, nhwc=nhwc)
+        convert_fp32(module, example, fp32_path, nhwc=nhwc)
         islands = attention_islands(fp32_path.read_bytes())
         keep = [True] * len(islands) if fp32_attention is None else list(fp32_attention)
         if len(keep) != len(islands):
@@ -113,3 +142,53 @@ def quantize(module: nn.Module, example: torch.Tensor, out_path: Path, calib: Se
         quantize_tflite_file(fp32_path, out_path, calib, recipe_rules, nhwc=nhwc)
     return {"islands": len(islands), "island_ops": [[n.op for n in isl] for isl in islands],
             "norm_islands": [[n.op for n in isl] for isl in norms]}
+
+
+def census(path: Path, islands: Sequence[Sequence[int]] = ()) -> dict:
+    """Int8 census of a .tflite: ops per domain, conv/FC check, QUANTIZE/DEQUANTIZE boundaries and where they are.
+
+    `islands` (op indices of fp32 attention islands, in the int8 graph) lets boundaries be classified as "attention".
+    """
+    nodes = graph_nodes(Path(path).read_bytes())
+    if not islands:
+        islands = [[n.index for n in isl] for isl in find_islands(nodes, ATTENTION_OPS)]
+    producer = {t: n for n in nodes for t in n.outputs}
+    consumers: dict[str, list[GraphNode]] = {}
+    for n in nodes:
+        for t in n.inputs:
+            consumers.setdefault(t, []).append(n)
+    island_of = {i: k for k, isl in enumerate(islands) for i in isl}
+
+    int_ops: Counter = Counter()
+    float_ops: Counter = Counter()
+    boundaries = []
+    requantize = 0
+    for n in nodes:
+        ins, outs = n.extra["in_types"], n.extra["out_types"]
+        if n.op in ("QUANTIZE", "DEQUANTIZE"):
+            if ins and ins[0] in INT_TYPES and outs[0] in INT_TYPES:
+                requantize += 1
+                continue
+            before = [producer[t].op for t in n.inputs if t in producer]
+            after = [c.op for t in n.outputs for c in consumers.get(t, [])]
+            neighbours = [producer[t].index for t in n.inputs if t in producer]
+            neighbours += [c.index for t in n.outputs for c in consumers.get(t, [])]
+            if n.extra["graph_input"]:
+                where = "input"
+            elif n.extra["graph_output"]:
+                where = "output"
+            elif any(i in island_of for i in neighbours):
+                where = f"attention {island_of[next(i for i in neighbours if i in island_of)]}"
+            else:
+                where = boundary_kind(before + after, NEIGHBOURS)
+            boundaries.append({"index": n.index, "op": n.op, "after": before, "before": after, "where": where})
+            continue
+        domain = outs[0] if outs else (ins[0] if ins else "FLOAT32")
+        (int_ops if domain in INT_TYPES else float_ops)[n.op] += 1
+    compute = [n for n in nodes if n.op in COMPUTE_OPS]
+    float_compute = [
+        f"{n.op}#{n.index}"
+        for n in compute
+        if not all(t in INT_TYPES for t in n.extra["all_in_types"][:2]) or n.extra["out_types"][0] not in INT_TYPES
+    ]
+    return summary(int_ops, float_ops, boundaries, float_compute, len(compute), requantize=requantize)

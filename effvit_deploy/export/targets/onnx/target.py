@@ -1,5 +1,8 @@
 """ONNX target: torch.onnx (dynamo exporter) -> onnxscript optimizer without its no-op rules -> onnxsim -> .onnx.
 
+Everything about ONNX Runtime lives in this package: conversion, runner and census here; int8 (onnxruntime QDQ) and
+its int8 census in `int8.py`; the op tables the attention-island finder and the census need in `ops.py`.
+
 Graph: static shapes, opset 18 (LayerNormalization is native from 17; 18 is old enough for every mobile ONNX Runtime
 we care about), one input "input" (NCHW float32) and one output "logits" (float32). The exporter emits `HardSwish`
 for `aten.hardswish` directly, one node per `nn.Hardswish`.
@@ -49,7 +52,12 @@ _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 class OnnxTarget:
     name = "onnx"
     suffix = ".onnx"
-    precisions = ("fp32", "fp16")
+    precisions = ("fp32", "fp16", "int8")
+    split_style = "chunk"  # how the deploy form splits a joined q|k|v for this converter (deploy.head_split)
+    nhwc_input = False  # can the artifact take an NHWC (1, H, W, 3) input
+    int8_method = "onnxruntime quantize_static QDQ, per-channel, min/max calibration"
+    int8_attention = (True, "ONNX Runtime has int8 MatMul (the division stays fp32: there is no int8 Div kernel)")
+    int8_from_simulation = False
 
     def convert(
         self, module: nn.Module, example: torch.Tensor, out_path: Path, *, precision: str, nhwc: bool = False
@@ -61,11 +69,11 @@ class OnnxTarget:
             MissingDependencyError: onnx, onnxscript or onnxsim missing.
             ConversionError: torch.onnx failed on the model.
         """
-        check_options(self.name, self.precisions, precision, nhwc, nhwc_ok=False)
+        check_options(self.name, precision, nhwc, nhwc_ok=self.nhwc_input)
         onnx = require("onnx", self.name)
         require("onnxscript", self.name)
         onnxsim = require("onnxsim", self.name)
-        work = prepare(module, precision)
+        work = prepare(module, precision, self.split_style)
         try:
             with quiet_stdout():
                 program = torch.onnx.export(
@@ -94,6 +102,20 @@ class OnnxTarget:
         onnx.helper.set_model_props(proto, {_SIMPLIFIED_KEY: "true" if simplified else "false"})
         onnx.save(proto, str(out_path))
         return None
+
+    def quantize(self, module: nn.Module, example: torch.Tensor, out_path: Path, *, calib, fp32_attention,
+                 simulation, attention_modules, nhwc: bool = False) -> dict:
+        """int8 QDQ artifact at `out_path` (onnxruntime over this target's fp32 export); see `int8.py`.
+
+        Returns {"islands": attention islands found, "census": int8 census, "extra": {}}.
+        """
+        from effvit_deploy.export.targets.onnx import int8
+
+        def fp32(work: nn.Module, x: torch.Tensor, path: Path) -> None:
+            self.convert(work, x, path, precision="fp32")
+
+        built = int8.quantize(fp32, module, example, out_path, calib, fp32_attention)
+        return {"islands": built["islands"], "census": int8.census(out_path, built["island_nodes"]), "extra": {}}
 
     def load_runner(self, path: Path, *, threads: int = 1) -> Runner:
         """ONNX Runtime CPU session (intra-op `threads`, inter-op 1, all graph optimizations): NCHW -> logits."""

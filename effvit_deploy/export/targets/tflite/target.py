@@ -1,5 +1,9 @@
 """TFLite target: litert-torch 0.10 (`litert_torch.convert`) -> .tflite, run by ai-edge-litert's interpreter + XNNPACK.
 
+Everything about LiteRT lives in this package: conversion, runner and census here; the one flatbuffer reader and
+XNNPACK partition count in `graph.py`; int8 (AI Edge Quantizer) and its int8 census in `int8.py`; the op tables the
+attention-island finder needs in `ops.py`.
+
 - Layout: NCHW input by default; `nhwc=True` wraps the module with `litert_torch.to_channel_last_io(module, args=[0])`
   so the artifact's input is (1, H, W, 3) and the converter can drop the leading TRANSPOSE. The output is logits
   (2-D) in both cases. The layout is read back from the artifact's input shape, the one fact that cannot drift from
@@ -10,7 +14,7 @@
   On this x86 host XNNPACK folds the DEQUANTIZEs and computes in fp32. Note for the bench: on ARMv8.2+ phones the
   TFLite XNNPACK delegate may run such fp16-weight models with fp16 arithmetic, attention included.
 - Census: op types from the flatbuffer; partitions from the interpreter after XNNPACK delegation (see
-  `_tflite_graph.delegation`; the runtime's "Replacing N out of M node(s)" line is a VERBOSE log that ai-edge-litert
+  `tflite_graph.delegation`; the runtime's "Replacing N out of M node(s)" line is a VERBOSE log that ai-edge-litert
   2.3.0 does not print, so we recompute the same numbers from the delegated graph).
 """
 
@@ -26,8 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from effvit_deploy.export.deploy.head_split import split_style
-from effvit_deploy.export.targets import _tflite_graph
+from effvit_deploy.export.targets.tflite import graph as tflite_graph
 from effvit_deploy.export.targets._common import (
     Runner,
     check_options,
@@ -42,7 +45,17 @@ from effvit_deploy.export.targets._common import (
 class TfliteTarget:
     name = "tflite"
     suffix = ".tflite"
-    precisions = ("fp32", "fp16")
+    precisions = ("fp32", "fp16", "int8")
+    split_style = "tfl"  # how the deploy form splits a joined q|k|v for this converter (deploy.head_split)
+    nhwc_input = True  # can the artifact take an NHWC (1, H, W, 3) input
+    int8_method = "ai-edge-quantizer static_wi8_ai8 on the fp32 .tflite (min/max calibration), float I/O"
+    # can the attention matmuls run in int8 inside the runtime's fast path, and if not, why
+    int8_attention = (
+        False,
+        "TFLite's XNNPACK delegate has no int8 BATCH_MATMUL (it would split the graph) and TFLite's int8 DIV aborts "
+        "when a denominator rounds to its zero point",
+    )
+    int8_from_simulation = False  # the artifact is calibrated by AEQ; the PT2E simulation only guides decisions
 
     def convert(
         self, module: nn.Module, example: torch.Tensor, out_path: Path, *, precision: str, nhwc: bool = False
@@ -54,9 +67,10 @@ class TfliteTarget:
             MissingDependencyError: litert-torch missing.
             ConversionError: litert-torch failed on the model.
         """
-        check_options(self.name, self.precisions, precision, nhwc, nhwc_ok=True)
+        check_options(self.name, precision, nhwc, nhwc_ok=self.nhwc_input)
         litert_torch = require("litert_torch", self.name)
-        work = prepare(module, "fp32")  # fp16 is a weight format applied by the converter, not a .half() module
+        # fp16 is a weight format applied by the converter, not a .half() module
+        work = prepare(module, "fp32", self.split_style)
         args = (example.float(),)
         if nhwc:
             work = litert_torch.to_channel_last_io(work, args=[0]).eval()
@@ -68,12 +82,26 @@ class TfliteTarget:
             quant_config = quant_recipes.full_fp16_recipe()
         _register_split_lowering()
         try:
-            with _litert_progress_off(), quiet_stdout(), split_style("tfl"):
+            with _litert_progress_off(), quiet_stdout():
                 edge = litert_torch.convert(work, args, quant_config=quant_config)
                 edge.export(str(out_path))
         except Exception as exc:  # the converter raises many types; all mean "this model did not convert"
             raise conversion_error(self.name, module, exc) from exc
         return None
+
+    def quantize(self, module: nn.Module, example: torch.Tensor, out_path: Path, *, calib, fp32_attention,
+                 simulation, attention_modules, nhwc: bool = False) -> dict:
+        """int8 artifact at `out_path` (AEQ over this target's fp32 conversion); see `int8.py`.
+
+        Returns {"islands": attention islands found, "census": int8 census, "extra": {}}.
+        """
+        from effvit_deploy.export.targets.tflite import int8
+
+        def fp32(work: nn.Module, x: torch.Tensor, path: Path, *, nhwc: bool = False) -> None:
+            self.convert(work, x, path, precision="fp32", nhwc=nhwc)
+
+        built = int8.quantize(fp32, module, example, out_path, calib, fp32_attention, hardswish_fp32=True, nhwc=nhwc)
+        return {"islands": built["islands"], "census": int8.census(out_path), "extra": {}}
 
     def load_runner(self, path: Path, *, threads: int = 1) -> Runner:
         """TFLite interpreter with the default XNNPACK delegate and `threads` threads: NCHW float32 in, logits out."""
@@ -95,11 +123,11 @@ class TfliteTarget:
 
     def census(self, path: Path) -> dict:
         """Builtin op name -> count, plus XNNPACK partitions / delegated / undelegated ops and the input layout."""
-        ops = _tflite_graph.op_counts(Path(path).read_bytes())
+        ops = tflite_graph.op_counts(Path(path).read_bytes())
         interpreter = _interpreter(path, 1)
         shape = tuple(int(d) for d in interpreter.get_input_details()[0]["shape"])
         interpreter.allocate_tensors()  # the default XNNPACK delegate is applied here
-        delegated = _tflite_graph.delegation(interpreter)
+        delegated = tflite_graph.delegation(interpreter)
         return {
             "ops": dict(sorted(ops.items())),
             "partitions": delegated.partitions,
