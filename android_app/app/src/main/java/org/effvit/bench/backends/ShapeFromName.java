@@ -6,13 +6,13 @@ import java.util.regex.Pattern;
 import org.effvit.bench.core.BenchError;
 
 /** 1x3xHxW (or 1xHxWx3 for --nhwc exports) from an artifact name such as efficientvit-b0-224x224-pte-fp32.pte. */
-final class ShapeFromName {
+public final class ShapeFromName {
     private static final Pattern RES = Pattern.compile("(?:^|[-_/])(\\d{2,5})x(\\d{2,5})(?:[-_.]|$)");
 
     private ShapeFromName() {
     }
 
-    static long[] nchw(String path) throws BenchError {
+    public static long[] nchw(String path) throws BenchError {
         String name = path.substring(path.lastIndexOf('/') + 1);
         Matcher m = RES.matcher(name);
         if (!m.find()) {

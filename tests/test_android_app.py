@@ -1,0 +1,68 @@
+"""android_app: the Java core's JUnit tests on the host JVM, and the offline APK build checked like CI checks it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from effvit_deploy.bench.app_result import SCHEMA_FILE
+from tests.android_build import APK_OUT, HAMCREST, JUNIT, ROOT, TEST, TOOLS, build_apk, compile_host_classes
+
+JUNIT_CLASSES = sorted(f"org.effvit.bench.core.{p.stem}" for p in (TEST / "org/effvit/bench/core").glob("*Test.java"))
+
+
+@pytest.fixture(scope="module")
+def apk() -> Path:
+    return build_apk()
+
+
+def test_java_core_unit_tests_pass_on_the_host_jvm(tmp_path_factory: pytest.TempPathFactory) -> None:
+    classes = compile_host_classes(tmp_path_factory.mktemp("javac"))
+    assert len(JUNIT_CLASSES) >= 4
+    proc = subprocess.run(["java", f"-Deffvit.schema={SCHEMA_FILE}", "-cp", f"{classes}:{JUNIT}:{HAMCREST}",
+                           "org.junit.runner.JUnitCore", *JUNIT_CLASSES], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    ran = re.search(r"OK \((\d+) tests\)", proc.stdout)
+    assert ran and int(ran.group(1)) >= 15, proc.stdout[-2000:]
+
+
+def test_offline_apk_is_signed_and_declares_the_benchmark_activity(apk: Path) -> None:
+    verify = subprocess.run(["apksigner", "verify", "--verbose", str(apk)], capture_output=True, text=True)
+    assert verify.returncode == 0 and "Verified using v2 scheme (APK Signature Scheme v2): true" in verify.stdout, \
+        verify.stdout + verify.stderr
+    badging = subprocess.run(["aapt", "dump", "badging", str(apk)], capture_output=True, text=True, check=True).stdout
+    assert "package: name='org.effvit.bench'" in badging
+    assert "sdkVersion:'24'" in badging
+    assert "launchable-activity: name='org.effvit.bench.BenchActivity'" in badging
+    info = json.loads((APK_OUT / "apk-info.json").read_text())
+    native = re.search(r"^native-code: (.*)$", badging, re.M)
+    # Native code comes only from runtime AARs (ANDROID_AARS); the build info and the APK must agree on it.
+    assert (native.group(1).replace("'", "").split() if native else []) == info["abis"]
+    dex = subprocess.run(["dexdump", str(apk)], capture_output=True, text=True, check=True).stdout
+    classes = set(re.findall(r"Class descriptor\s*: 'L([^;]+);'", dex))
+    for name in ("org/effvit/bench/BenchActivity", "org/effvit/bench/core/BenchRunner",
+                 "org/effvit/bench/core/ReflectiveBackendFactory", "org/effvit/bench/core/Json"):
+        assert name in classes
+    compiled = {"tflite": "LiteRtBackend", "executorch": "ExecuTorchBackend", "onnx": "OrtBackend"}
+    for runtime, cls in compiled.items():  # a backend is in the dex exactly when the build says it has its runtime
+        assert (f"org/effvit/bench/backends/{cls}" in classes) == (runtime in info["backends"])
+    assert not any(c.startswith("org/effvit/bench/host/") for c in classes)  # test stand-ins never ship
+
+
+def test_second_build_is_cached(apk: Path) -> None:
+    before = apk.stat().st_mtime_ns
+    again = subprocess.run(["bash", str(ROOT / "android_app/offline/build_apk.sh"),
+                            str(TOOLS), str(APK_OUT)], capture_output=True, text=True)
+    assert again.returncode == 0 and "up to date" in again.stdout
+    assert apk.stat().st_mtime_ns == before
+
+
+def test_bad_aar_folder_is_one_clear_error(apk: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(["bash", str(ROOT / "android_app/offline/build_apk.sh"), str(TOOLS),
+                           str(tmp_path / "out"), str(tmp_path / "no-such-folder")], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: ANDROID_AARS=")
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out" / "effvit-bench.apk").exists()
