@@ -237,6 +237,10 @@ class AppSession:
 
 
 def _line(text: str) -> str:
+    """The most telling line of am's output: the denial, else the error, else the exception, else the first."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if re.search(r"error|exception|denial", ln, re.I)]
-    return ((errors or lines or ["no output"])[0])[:300]
+    for pattern in (r"Permission Denial", r"^Error:", r"Exception:", r"error"):
+        found = [ln for ln in lines if re.search(pattern, ln, re.I)]
+        if found:
+            return found[0][:300]
+    return (lines or ["no output"])[0][:300]
