@@ -188,3 +188,32 @@ def test_runner_auto_prefers_python_then_native_then_app(adb_phone_factory: Call
         engine.plan_device(dev, spec, engine.RunOptions(runs=1, warmup=0, runner="app", apk=tmp_path / "no.apk"))
     with pytest.raises(DeviceError, match="needs an adb device"):
         engine.plan_device(LocalDevice(), spec, engine.RunOptions(runs=1, warmup=0, runner="app", apk=full))
+
+
+def test_cli_run_with_runner_app(phone: tuple[AdbEmulator, EmulatedApp], apk: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from effvit_deploy.cli import bench
+
+    emu, app = phone
+    entry = artifact(tmp_path, "tflite")
+    monkeypatch.setattr(engine, "library_exporter", lambda config, export_dir: entry)
+    monkeypatch.setattr(engine, "library_checker", lambda config, export_dir: None)
+
+    def cli(*argv: object) -> tuple[int, str, str]:
+        try:
+            bench.main([str(a) for a in argv])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, err = cli("run", "--device", f"adb:{emu.serial}", "--runner", "app", "--apk", apk, "-m",
+                         "efficientvit-b0", "-t", "tflite", "--runs", "3", "--warmup", "1", "--out", tmp_path)
+    assert code == 0, err
+    assert "tflite: app-litert (--runner app)" in err and "1 measured, 0 failed" in err
+    assert "efficientvit-b0" in out and app.installs() == 1
+    code, _, err = cli("run", "--device", f"adb:{emu.serial}", "--runner", "app", "--apk", tmp_path / "none.apk",
+                       "-m", "efficientvit-b0", "-t", "tflite", "--out", tmp_path)
+    errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and "none.apk does not exist" in errors[0]
