@@ -217,3 +217,14 @@ def test_cli_run_with_runner_app(phone: tuple[AdbEmulator, EmulatedApp], apk: Pa
                        "-m", "efficientvit-b0", "-t", "tflite", "--out", tmp_path)
     errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
     assert code == 2 and len(errors) == 1 and "none.apk does not exist" in errors[0]
+
+
+def test_extras_reach_the_app_as_data(phone: tuple[AdbEmulator, EmulatedApp], apk: Path, tmp_path: Path) -> None:
+    emu, app = phone
+    nasty = "m o'd\"el; touch PWNED; $(touch PWNED2)"
+    cfg = [Configuration(nasty, (224, 224), "tflite", threads=2)]
+    summary, store = run(emu, cfg, tmp_path, apk)
+    [rec] = store.records()
+    assert summary.measured == 1, rec.error
+    assert rec.model == nasty and rec.extra["output"]["count"] == 1000
+    assert not list(emu.root.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
