@@ -22,7 +22,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 demo: $(STAMP)
 	$(PY) -m effvit_deploy.demo
 
-test: $(STAMP) $(ANDROID_TOOLS_STAMP)
+test: $(STAMP) android-app
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

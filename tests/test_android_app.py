@@ -66,3 +66,33 @@ def test_bad_aar_folder_is_one_clear_error(apk: Path, tmp_path: Path) -> None:
                            str(tmp_path / "out"), str(tmp_path / "no-such-folder")], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: ANDROID_AARS=")
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out" / "effvit-bench.apk").exists()
+
+
+def test_app_reads_the_npy_verification_input_numpy_writes(tmp_path_factory: pytest.TempPathFactory,
+                                                            tmp_path: Path) -> None:
+    import numpy as np
+
+    classes = compile_host_classes(tmp_path_factory.mktemp("javac-npy"))
+    model = tmp_path / "m-32x32-tflite-fp32.tflite"
+    model.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
+    x = np.arange(3 * 32 * 32, dtype=np.float32).reshape(1, 3, 32, 32) / 100
+    np.save(tmp_path / "in.npy", x)
+    np.save(tmp_path / "in64.npy", x.astype(np.float64))
+
+    def run(input_file: Path) -> dict:
+        out = tmp_path / "files"
+        subprocess.run(["java", "-cp", str(classes), "org.effvit.bench.host.StandInMain", "--files-dir", str(out),
+                        "--logcat", str(tmp_path / "logcat"), "--backends", "tflite", "--fault", "none",
+                        "--device-model", "host", "--es", "model", str(model), "--es", "runtime", "tflite",
+                        "--ei", "threads", "1", "--ei", "warmup", "0", "--ei", "runs", "1", "--es", "out", "r.json",
+                        "--es", "input", str(input_file)], check=True, timeout=120)
+        return json.loads((out / "r.json").read_text())
+
+    ok = run(tmp_path / "in.npy")
+    assert ok["status"] == "ok" and ok["input"] == {"shape": [1, 3, 32, 32], "source": str(tmp_path / "in.npy")}
+    # the emulated backend's logit j adds 0.1 * input[j]: the values read are numpy's
+    w = np.frombuffer(model.read_bytes(), dtype=np.uint8)
+    expect = (w[(np.arange(16) * 7919) % w.size] / 255.0 - 0.5) + 0.1 * x.ravel()[:16]
+    np.testing.assert_allclose(ok["output"]["first"], expect, rtol=1e-6, atol=1e-6)
+    bad = run(tmp_path / "in64.npy")
+    assert bad["status"] == "bad_args" and "little-endian float32" in bad["error"]

@@ -22,6 +22,7 @@ for spec in "${BOOKWORM_PKGS[@]}"; do
     [ "$have" = "$want" ] || missing+=("$spec")
 done
 command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
+command -v unzip >/dev/null 2>&1 || missing+=(unzip)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} (Debian bookworm)"
     apt-get update

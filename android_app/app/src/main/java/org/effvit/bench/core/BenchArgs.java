@@ -9,8 +9,9 @@ import java.util.regex.Pattern;
 /**
  * The benchmark request, parsed from the activity's extras:
  * {@code --es model PATH --es runtime tflite|executorch|onnx --ei threads N --ei warmup N --ei runs N --es out NAME
- * [--es delegate xnnpack|gpu|nnapi] [--es input PATH]}. Values arrive as String or Integer (am's --es / --ei);
- * a number given with --es is accepted too. Unknown keys are refused, so a typo never silently means a default.
+ * [--es delegate xnnpack|gpu|nnapi] [--es input PATH (raw float32 or .npy)]}. Values arrive as String or Integer
+ * (am's --es / --ei); a number given with --es is accepted too. Unknown keys are refused, so a typo never silently
+ * means a default.
  */
 public final class BenchArgs {
     public static final Set<String> RUNTIMES = new HashSet<String>(Arrays.asList("tflite", "executorch", "onnx"));

@@ -39,18 +39,51 @@ public final class InputData {
         return data;
     }
 
-    /** Read exactly {@code n} float32 values; a file of another size is an error naming both sizes. */
+    /**
+     * Read exactly {@code n} float32 values: raw little-endian, or a .npy file of little-endian float32 in C order
+     * (what effvit-export stores as the verification input). Another size is an error naming both sizes.
+     */
     public static float[] fromFile(String path, int n) throws BenchError {
         File file = new File(path);
-        long want = 4L * n;
         if (!file.isFile()) {
             throw new BenchError(BenchError.BAD_ARGS, "input file " + path + " does not exist");
         }
-        if (file.length() != want) {
-            throw new BenchError(BenchError.BAD_ARGS, "input file " + path + " has " + file.length()
-                    + " bytes but the model's input needs " + want + " (" + n + " float32 values)");
+        byte[] bytes = readAll(file, path);
+        int offset = bytes.length >= 10 && (bytes[0] & 0xff) == 0x93 && bytes[1] == 'N' ? npyDataOffset(bytes, path)
+                : 0;
+        long want = 4L * n;
+        if (bytes.length - offset != want) {
+            throw new BenchError(BenchError.BAD_ARGS, "input file " + path + " has " + (bytes.length - offset)
+                    + " bytes of data but the model's input needs " + want + " (" + n + " float32 values)");
         }
-        byte[] bytes = new byte[(int) want];
+        float[] data = new float[n];
+        ByteBuffer.wrap(bytes, offset, (int) want).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(data);
+        return data;
+    }
+
+    /** Where a .npy file's data starts; only little-endian float32 in C order is accepted. */
+    static int npyDataOffset(byte[] b, String path) throws BenchError {
+        int major = b[6];
+        int headerLen = major == 1 ? (b[8] & 0xff) | (b[9] & 0xff) << 8
+                : (b[8] & 0xff) | (b[9] & 0xff) << 8 | (b[10] & 0xff) << 16 | (b[11] & 0xff) << 24;
+        int start = major == 1 ? 10 : 12;
+        if (start + headerLen > b.length) {
+            throw new BenchError(BenchError.BAD_ARGS, "input file " + path + " is a truncated .npy file");
+        }
+        String header = new String(b, start, headerLen, java.nio.charset.Charset.forName("ISO-8859-1"));
+        if (!header.replace(" ", "").contains("'descr':'<f4'") || header.replace(" ", "").contains(
+                "'fortran_order':True")) {
+            throw new BenchError(BenchError.BAD_ARGS, "input file " + path + " must hold little-endian float32 in "
+                    + "C order; its .npy header says " + header.trim());
+        }
+        return start + headerLen;
+    }
+
+    private static byte[] readAll(File file, String path) throws BenchError {
+        if (file.length() > Integer.MAX_VALUE) {
+            throw new BenchError(BenchError.BAD_ARGS, "input file " + path + " is too large");
+        }
+        byte[] bytes = new byte[(int) file.length()];
         FileInputStream in = null;
         try {
             in = new FileInputStream(file);
@@ -67,9 +100,7 @@ public final class InputData {
         } finally {
             closeQuietly(in);
         }
-        float[] data = new float[n];
-        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(data);
-        return data;
+        return bytes;
     }
 
     private static void closeQuietly(FileInputStream in) {
