@@ -20,7 +20,7 @@ def ok_result(**changes: Any) -> dict[str, Any]:
         "init_ms": 12.5, "first_ms": 30.0, "samples_ms": [10.0, 12.0, 11.0], "warmup_ms": [30.0],
         "stats": {"median_ms": 11.0}, "peak_rss_kb": 81234, "input": {"shape": [1, 3, 224, 224], "source": "seed:1234"},
         "output": {"shape": [1, 1000], "count": 1000, "sum": 1.5, "abs_sum": 800.0, "argmax": 7, "finite": True,
-                   "first": [0.1] * 16},
+                   "first": [0.1] * 16, "values": [0.1] * 1000},
         "wall_ms": 200.0}
     data.update(changes)
     return data
@@ -65,3 +65,15 @@ def test_bad_or_failed_results_raise_with_the_reason(data: Any, fragment: str) -
 def test_truncated_file() -> None:
     with pytest.raises(RunnerOutputError, match="not JSON"):
         parse_app_result(json.dumps(ok_result())[:50])
+
+
+def test_app_output_returns_all_values_records_leave_them_out() -> None:
+    from effvit_deploy.bench.app_result import app_output
+
+    values, shape = app_output(json.dumps(ok_result()))
+    assert len(values) == 1000 and shape == [1, 1000]
+    assert "values" not in parse_app_result(json.dumps(ok_result())).extra["output"]
+    big = ok_result()
+    big["output"] = {**big["output"], "values": None}
+    with pytest.raises(RunnerOutputError, match="no whole output"):
+        app_output(json.dumps(big))

@@ -228,3 +228,29 @@ def test_extras_reach_the_app_as_data(phone: tuple[AdbEmulator, EmulatedApp], ap
     assert summary.measured == 1, rec.error
     assert rec.model == nasty and rec.extra["output"]["count"] == 1000
     assert not list(emu.root.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
+
+
+def test_output_for_a_verification_input(phone: tuple[AdbEmulator, EmulatedApp], apk: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from effvit_deploy.bench.adb import AdbDevice
+    from effvit_deploy.bench.app_runner import AppSession
+    from effvit_deploy.bench.parsers import RunnerOutputError
+
+    emu, app = phone
+    session = AppSession(AdbDevice.connect(emu.serial), AppPackage.load(apk))
+    model = artifact(tmp_path, "tflite")
+    remote = "/data/local/tmp/effvit/models/tiny-224x224-tflite-fp32.tflite"
+    session.adb.makedirs("/data/local/tmp/effvit/models")
+    session.adb.push(model["path"], remote)
+    x = np.linspace(-1, 1, 3 * 224 * 224, dtype=np.float32).reshape(1, 3, 224, 224)
+    np.save(tmp_path / "verify.input.npy", x)
+    values, shape = session.output_for_input(remote, "tflite", tmp_path / "verify.input.npy", threads=2, timeout=60)
+    w = np.frombuffer(Path(model["path"]).read_bytes(), dtype=np.uint8)
+    j = np.arange(1000)
+    expect = (w[(j * 7919) % w.size] / 255.0 - 0.5) + 0.1 * x.ravel()[j]
+    assert shape == [1, 1000]
+    np.testing.assert_allclose(values, expect, rtol=1e-6, atol=1e-6)
+    app.fault = "crash"
+    with pytest.raises(RunnerOutputError, match="ended without writing its result"):
+        session.output_for_input(remote, "tflite", tmp_path / "verify.input.npy", threads=2, timeout=60)

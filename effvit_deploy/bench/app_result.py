@@ -6,7 +6,8 @@ harness recomputes the statistics from `samples_ms`, as for every runner with sa
 `unavailable`, `bad_args`) raises `RunnerOutputError` carrying the app's own error text.
 
 Fields carried into the record's `extra`: `output` (shape, count, sum, abs_sum, argmax, finite and the first 16
-values of the first output: what a device-parity check compares), `peak_rss_kb` (the app process's VmHWM),
+values of the first output; the app also writes all values of outputs up to 65536 values, which `app_output`
+returns for a device-parity check but records leave out to stay small), `peak_rss_kb` (the app process's VmHWM),
 `delegate`, `backends` (which runtimes the APK has), `app_device` (what the app saw: Build.MODEL, SDK, ABI),
 `warmup_ms`, `input` (shape and source: `seed:1234` or the input file) and `emulated` when the app's device says so.
 """
@@ -67,12 +68,8 @@ def validate(data: Any) -> dict[str, Any]:
     return data
 
 
-def parse_app_result(text: str) -> ParsedRun:
-    """A pulled result file -> ParsedRun.
-
-    Raises:
-        RunnerOutputError: unreadable or invalid file, or the app reported a failure (its message is kept).
-    """
+def _load_ok(text: str) -> dict[str, Any]:
+    """Decode and validate a result; raise with the app's own message unless its status is ok."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -82,6 +79,30 @@ def parse_app_result(text: str) -> ParsedRun:
     if data["status"] != "ok":
         what = "runtime unavailable in this APK" if data["status"] == "unavailable" else f"app {data['status']}"
         raise RunnerOutputError(f"{what}: {data['error'] or 'no message'}")
+    return data
+
+
+def app_output(text: str) -> tuple[list[float], list[int]]:
+    """(all output values, output shape) of an ok result, for comparing with a reference output.
+
+    Raises:
+        RunnerOutputError: a failed run, or an output too large for the app to write whole.
+    """
+    data = _load_ok(text)
+    output = data["output"]
+    if output is None or output["values"] is None:
+        raise RunnerOutputError("app result carries no whole output (more than 65536 values); compare "
+                                "output.first / sum instead")
+    return [float(v) if v is not None else float("nan") for v in output["values"]], [int(d) for d in output["shape"]]
+
+
+def parse_app_result(text: str) -> ParsedRun:
+    """A pulled result file -> ParsedRun.
+
+    Raises:
+        RunnerOutputError: unreadable or invalid file, or the app reported a failure (its message is kept).
+    """
+    data = _load_ok(text)
     samples = [float(x) for x in data["samples_ms"] if _type_ok(x, ["number"])]
     if not samples or len(samples) != len(data["samples_ms"]):
         raise RunnerOutputError("app result has status ok but samples_ms is empty or not all numbers")
@@ -93,7 +114,8 @@ def parse_app_result(text: str) -> ParsedRun:
     if data["runtime_version"]:
         versions[str(data["runtime"])] = str(data["runtime_version"])
     device = data["device"]
-    extra: dict[str, Any] = {"output": data["output"], "peak_rss_kb": data["peak_rss_kb"],
+    output = {k: v for k, v in data["output"].items() if k != "values"} if data["output"] else None
+    extra: dict[str, Any] = {"output": output, "peak_rss_kb": data["peak_rss_kb"],
                              "delegate": data["delegate"], "backends": data["backends"], "app_device": device,
                              "warmup_ms": data["warmup_ms"], "input": data["input"], "app_wall_ms": data["wall_ms"]}
     if device.get("emulated"):

@@ -31,7 +31,9 @@ from pathlib import Path
 from ..errors import DeviceError, MissingFileError
 from ..fileio import sha256_file
 from .adb import AdbDevice, DeviceDisconnected, _run
-from .devices import RunOutput
+from .app_result import app_output
+from .devices import DEVICE_ROOT, RunOutput
+from .parsers import RunnerOutputError
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +138,11 @@ class AppSession:
 
     # --- one measurement ----------------------------------------------------------------------------------------
     def run(self, artifact_path: str, target: str, *, threads: int, runs: int, warmup: int, timeout: float,
-            delegate: str | None = None) -> RunOutput:
-        """One measurement; a pulled result file is in `RunOutput.result` (returncode 0), else returncode 1."""
+            delegate: str | None = None, input_path: str | None = None) -> RunOutput:
+        """One measurement; a pulled result file is in `RunOutput.result` (returncode 0), else returncode 1.
+
+        `input_path`: a device file (raw float32 or .npy) to feed instead of the fixed-seed input.
+        """
         start = time.perf_counter()
         self.ensure_installed()
         name = f"{secrets.token_hex(8)}.json"
@@ -150,6 +155,8 @@ class AppSession:
                     "--es", "out", name]
             if delegate is not None:
                 argv += ["--es", "delegate", delegate]
+            if input_path is not None:
+                argv += ["--es", "input", input_path]
             rc, out, err = self.adb.shell(argv, timeout=60)
             started = f"{out}\n{err}"
             if _NOT_INSTALLED.search(started):
@@ -178,6 +185,23 @@ class AppSession:
             return RunOutput(0, str(out), "", time.perf_counter() - start, text)
         finally:
             self._restore_awake(previous)
+
+    def output_for_input(self, artifact_path: str, target: str, input_file: Path, *, threads: int,
+                         timeout: float) -> tuple[list[float], list[int]]:
+        """Run the artifact once in the app on a local input file (.npy float32, e.g. an export's verification
+        input) and return (all output values, output shape), for a device-parity check.
+
+        Raises:
+            RunnerOutputError: the app failed (its message, or the failure line and logcat tail).
+            DeviceError: adb failures (push, install).
+        """
+        remote = f"{DEVICE_ROOT}/models/{sha256_file(input_file)[:16]}-{Path(input_file).name}"
+        self.adb.makedirs(f"{DEVICE_ROOT}/models")
+        self.adb.push_if_changed(input_file, remote)
+        out = self.run(artifact_path, target, threads=threads, runs=1, warmup=0, timeout=timeout, input_path=remote)
+        if out.returncode != 0:
+            raise RunnerOutputError(out.stderr.split("\n--- logcat", 1)[0])
+        return app_output(out.result or "")
 
     def _wait(self, remote: str, timeout: float) -> str:
         """Poll until "done" (result present), "gone" (process ended without it) or "timeout"."""

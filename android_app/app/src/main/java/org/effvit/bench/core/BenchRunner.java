@@ -22,6 +22,8 @@ public final class BenchRunner {
     public static final String APP_VERSION = "0.1.0";
     /** How many leading output values the result carries (enough to compare logits by eye and by code). */
     public static final int FIRST_VALUES = 16;
+    /** Outputs up to this many values (classification logits) are written whole, for a full parity check. */
+    public static final int ALL_VALUES_MAX = 65536;
 
     private static final Map<String, String> RUNNER_NAMES = new LinkedHashMap<String, String>();
 
@@ -143,7 +145,7 @@ public final class BenchRunner {
         result.put("output", describeOutput(backend.output(), backend.outputShape()));
     }
 
-    /** Shape, count, sum, sum of |x|, argmax and the first values of the output. */
+    /** Shape, count, sum, sum of |x|, argmax, the first values and (when small) all values of the output. */
     public static Map<String, Object> describeOutput(float[] out, long[] shape) {
         Map<String, Object> o = new LinkedHashMap<String, Object>();
         double sum = 0;
@@ -167,6 +169,7 @@ public final class BenchRunner {
         o.put("argmax", argmax);
         o.put("finite", finite);
         o.put("first", first);
+        o.put("values", out.length <= ALL_VALUES_MAX ? out : null);
         return o;
     }
 

@@ -95,6 +95,8 @@ public class BenchRunnerTest {
         assertEquals(BenchRunner.FIRST_VALUES, ((float[]) out.get("first")).length);
         assertEquals(-1f, ((float[]) out.get("first"))[0], 0f);
         assertEquals(Boolean.TRUE, out.get("finite"));
+        assertEquals(20, ((float[]) out.get("values")).length);
+        assertNull(BenchRunner.describeOutput(new float[BenchRunner.ALL_VALUES_MAX + 1], new long[] {1}).get("values"));
         @SuppressWarnings("unchecked")
         Map<String, Object> input = (Map<String, Object>) r.get("input");
         assertEquals("seed:1234", input.get("source"));
