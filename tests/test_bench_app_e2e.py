@@ -48,8 +48,7 @@ def phone(adb_phone_factory: Callable[..., AdbEmulator], classes: Path) -> Itera
     emu = adb_phone_factory("sm8150")
     app = EmulatedApp(emu, classes).install()
     yield emu, app
-    app.fault = "none"
-    app.uninstall()
+    app.stop()
 
 
 def artifact(tmp_path: Path, target: str) -> dict[str, Any]:

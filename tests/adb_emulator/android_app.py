@@ -85,6 +85,10 @@ class EmulatedApp:
         apk = Path(self.emu.root) / "data" / "app" / f"{PACKAGE}-1" / "base.apk"
         return apk if apk.is_file() else None
 
+    def stop(self) -> None:
+        """Kill the stand-in app if it still runs (like `am force-stop`)."""
+        _force_stop(self.state)
+
     def uninstall(self) -> None:
         shutil.rmtree(Path(self.emu.root) / "data" / "app" / f"{PACKAGE}-1", ignore_errors=True)
 
