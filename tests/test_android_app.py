@@ -96,3 +96,41 @@ def test_app_reads_the_npy_verification_input_numpy_writes(tmp_path_factory: pyt
     np.testing.assert_allclose(ok["output"]["first"], expect, rtol=1e-6, atol=1e-6)
     bad = run(tmp_path / "in64.npy")
     assert bad["status"] == "bad_args" and "little-endian float32" in bad["error"]
+
+
+def test_android_aars_put_the_runtime_classes_backend_and_native_code_in_the_apk(apk: Path, tmp_path: Path) -> None:
+    """ANDROID_AARS with a fake ExecuTorch AAR: stub classes with the real Module/EValue/Tensor signatures
+    (tests/data/aar_stubs) and a placeholder arm64 library. Checks the offline build's AAR path end to end."""
+    import zipfile
+
+    stubs = ROOT / "tests/data/aar_stubs/executorch"
+    classes = tmp_path / "classes"
+    subprocess.run(["javac", "--release", "8", "-d", str(classes), *map(str, sorted(stubs.rglob("*.java")))],
+                   check=True, capture_output=True)
+    aars = tmp_path / "aars"
+    aars.mkdir()
+    jar = tmp_path / "classes.jar"
+    with zipfile.ZipFile(jar, "w") as z:
+        for f in sorted(classes.rglob("*.class")):
+            z.write(f, f.relative_to(classes).as_posix())
+    with zipfile.ZipFile(aars / "executorch-android-stub.aar", "w") as z:
+        z.write(jar, "classes.jar")
+        z.writestr("AndroidManifest.xml", '<manifest package="org.pytorch.executorch"/>')
+        z.writestr("jni/arm64-v8a/libexecutorch.so", b"\x7fELF placeholder")
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", str(ROOT / "android_app/offline/build_apk.sh"), str(TOOLS), str(out), str(aars)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "backends compiled in: executorch" in proc.stdout
+    built = out / "effvit-bench.apk"
+    info = json.loads((out / "apk-info.json").read_text())
+    assert info["backends"] == ["executorch"] and info["abis"] == ["arm64-v8a"]
+    badging = subprocess.run(["aapt", "dump", "badging", str(built)], capture_output=True, text=True).stdout
+    assert "native-code: 'arm64-v8a'" in badging
+    dex = subprocess.run(["dexdump", str(built)], capture_output=True, text=True, check=True).stdout
+    for name in ("org/effvit/bench/backends/ExecuTorchBackend", "org/pytorch/executorch/Module"):
+        assert f"'L{name};'" in dex
+    assert "org/effvit/bench/backends/OrtBackend" not in dex
+    with zipfile.ZipFile(built) as z:
+        assert z.read("lib/arm64-v8a/libexecutorch.so") == b"\x7fELF placeholder"
+    assert subprocess.run(["apksigner", "verify", str(built)], capture_output=True).returncode == 0
