@@ -98,39 +98,50 @@ def test_app_reads_the_npy_verification_input_numpy_writes(tmp_path_factory: pyt
     assert bad["status"] == "bad_args" and "little-endian float32" in bad["error"]
 
 
-def test_android_aars_put_the_runtime_classes_backend_and_native_code_in_the_apk(apk: Path, tmp_path: Path) -> None:
-    """ANDROID_AARS with a fake ExecuTorch AAR: stub classes with the real Module/EValue/Tensor signatures
-    (tests/data/aar_stubs) and a placeholder arm64 library. Checks the offline build's AAR path end to end."""
+def _fake_aar(stubs: Path, aar: Path, library: str, work: Path) -> None:
+    """An .aar holding the stub classes compiled to classes.jar and a placeholder arm64 library."""
     import zipfile
 
-    stubs = ROOT / "tests/data/aar_stubs/executorch"
-    classes = tmp_path / "classes"
+    classes = work / f"classes-{stubs.name}"
     subprocess.run(["javac", "--release", "8", "-d", str(classes), *map(str, sorted(stubs.rglob("*.java")))],
                    check=True, capture_output=True)
-    aars = tmp_path / "aars"
-    aars.mkdir()
-    jar = tmp_path / "classes.jar"
+    jar = work / f"{stubs.name}-classes.jar"
     with zipfile.ZipFile(jar, "w") as z:
         for f in sorted(classes.rglob("*.class")):
             z.write(f, f.relative_to(classes).as_posix())
-    with zipfile.ZipFile(aars / "executorch-android-stub.aar", "w") as z:
+    with zipfile.ZipFile(aar, "w") as z:
         z.write(jar, "classes.jar")
-        z.writestr("AndroidManifest.xml", '<manifest package="org.pytorch.executorch"/>')
-        z.writestr("jni/arm64-v8a/libexecutorch.so", b"\x7fELF placeholder")
+        z.writestr("AndroidManifest.xml", f'<manifest package="stub.{stubs.name}"/>')
+        z.writestr(f"jni/arm64-v8a/{library}", b"\x7fELF placeholder")
+
+
+def test_android_aars_put_the_runtime_classes_backend_and_native_code_in_the_apk(apk: Path, tmp_path: Path) -> None:
+    """ANDROID_AARS with fake LiteRT and ExecuTorch AARs: stub classes with the real APIs' signatures
+    (tests/data/aar_stubs) and placeholder arm64 libraries. Checks the offline build's AAR path end to end, and
+    that both backends compile against those signatures."""
+    import zipfile
+
+    aars = tmp_path / "aars"
+    aars.mkdir()
+    stubs = ROOT / "tests/data/aar_stubs"
+    _fake_aar(stubs / "executorch", aars / "executorch-android-stub.aar", "libexecutorch.so", tmp_path)
+    _fake_aar(stubs / "litert", aars / "litert-stub.aar", "libtensorflowlite_jni.so", tmp_path)
     out = tmp_path / "out"
     proc = subprocess.run(["bash", str(ROOT / "android_app/offline/build_apk.sh"), str(TOOLS), str(out), str(aars)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "backends compiled in: executorch" in proc.stdout
+    assert "backends compiled in: tflite executorch" in proc.stdout
     built = out / "effvit-bench.apk"
     info = json.loads((out / "apk-info.json").read_text())
-    assert info["backends"] == ["executorch"] and info["abis"] == ["arm64-v8a"]
+    assert info["backends"] == ["tflite", "executorch"] and info["abis"] == ["arm64-v8a"]
     badging = subprocess.run(["aapt", "dump", "badging", str(built)], capture_output=True, text=True).stdout
     assert "native-code: 'arm64-v8a'" in badging
     dex = subprocess.run(["dexdump", str(built)], capture_output=True, text=True, check=True).stdout
-    for name in ("org/effvit/bench/backends/ExecuTorchBackend", "org/pytorch/executorch/Module"):
+    for name in ("org/effvit/bench/backends/ExecuTorchBackend", "org/pytorch/executorch/Module",
+                 "org/effvit/bench/backends/LiteRtBackend", "org/tensorflow/lite/InterpreterApi"):
         assert f"'L{name};'" in dex
     assert "org/effvit/bench/backends/OrtBackend" not in dex
     with zipfile.ZipFile(built) as z:
         assert z.read("lib/arm64-v8a/libexecutorch.so") == b"\x7fELF placeholder"
+        assert "lib/arm64-v8a/libtensorflowlite_jni.so" in z.namelist()
     assert subprocess.run(["apksigner", "verify", str(built)], capture_output=True).returncode == 0
