@@ -55,4 +55,4 @@ android-app: $(ANDROID_TOOLS_STAMP)
 	bash android_app/offline/build_apk.sh $(ANDROID_TOOLS) android_app/build/offline $(ANDROID_AARS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache android_app/build
