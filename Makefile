@@ -3,8 +3,11 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+ANDROID_TOOLS := .cache/android-tools
+ANDROID_TOOLS_STAMP := $(ANDROID_TOOLS)/.installed
+ANDROID_AARS ?=
 
-.PHONY: setup demo test lint bench-export bench-profile bench-quant bench-harness clean
+.PHONY: setup demo test lint bench-export bench-profile bench-quant bench-harness clean android-tools android-app
 
 setup: $(STAMP)
 
@@ -19,7 +22,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 demo: $(STAMP)
 	$(PY) -m effvit_deploy.demo
 
-test: $(STAMP)
+test: $(STAMP) android-app
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -39,5 +42,17 @@ bench-quant: $(STAMP)
 bench-harness: $(STAMP)
 	$(PY) bench/bench_harness.py
 
+# --- android_app: the on-device benchmark app, built offline (no Gradle): javac -> dx -> aapt -> zipalign -> apksigner
+# ANDROID_AARS=DIR: a folder of the official runtime .aar files to build a full APK (see android_app/README.md).
+
+android-tools: $(ANDROID_TOOLS_STAMP)
+
+$(ANDROID_TOOLS_STAMP): android_app/offline/install_tools.sh
+	bash android_app/offline/install_tools.sh $(ANDROID_TOOLS)
+	touch $@
+
+android-app: $(ANDROID_TOOLS_STAMP)
+	bash android_app/offline/build_apk.sh $(ANDROID_TOOLS) android_app/build/offline $(ANDROID_AARS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache android_app/build

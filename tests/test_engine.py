@@ -315,8 +315,8 @@ def test_runner_choice(tmp_path: Path) -> None:
     assert engine.choose_runner(FakeDevice(), "tflite", "auto", None).kind == "python-litert"
     assert engine.choose_runner(FakeDevice(), "onnx", "auto", None).kind == "python-onnxruntime"
     no_python = FakeDevice(python=False)
-    with pytest.raises(DeviceError, match=r"no runner for tflite on fake:fake: it has no python3, and no "
-                                          r"--runner-dir with benchmark_model"):
+    with pytest.raises(DeviceError, match=r"no runner for tflite on fake:fake: it has no python3, no "
+                                          r"--runner-dir with benchmark_model was given, and no APK for --runner app"):
         engine.choose_runner(no_python, "tflite", "auto", None)
     with pytest.raises(DeviceError, match=f"expected {tmp_path}/onnxruntime_perf_test"):
         engine.choose_runner(no_python, "onnx", "auto", tmp_path)

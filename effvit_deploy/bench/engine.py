@@ -34,7 +34,10 @@ from .. import __version__
 from ..errors import DeviceError, EffvitError, InvalidInputError, MissingFileError
 from ..fileio import sha256_file
 from .adb import DeviceDisconnected, DeviceTimeout
-from .devices import Device, RunOutput
+from .app_result import parse_app_result
+from .app_runner import RUNNER_NAMES as APP_RUNNER_NAMES
+from .app_runner import AppPackage, AppSession
+from .devices import AdbPhone, Device, RunOutput
 from .native import NativeRunner, find_binary, native_runner, shared_libraries
 from .parsers import ParsedRun, RunnerOutputError, parse_python_runner
 from .python_runner import EXIT_MISSING_RUNTIME, RUNNER_NAMES
@@ -45,7 +48,7 @@ from .sweep import Configuration, SweepSpec
 
 log = logging.getLogger(__name__)
 
-RUNNER_MODES = ("auto", "python", "native")
+RUNNER_MODES = ("auto", "python", "native", "app")
 STDERR_TAIL_CHARS = 2000
 DEFAULT_TIMEOUT_S = 3600.0
 # Manifest fields copied into every record (the report needs params/MACs/size; the rest traces the artifact).
@@ -161,8 +164,9 @@ class RunOptions:
     warmup: int
     cooldown_s: float = 0.0
     cores: str = "big"
-    runner: str = "auto"  # auto | python | native
+    runner: str = "auto"  # auto | python | native | app
     runner_dir: Path | None = None
+    apk: Path | None = None  # --runner app/auto: the APK (default: the one `make android-app` builds)
     rerun: bool = False
     timeout_s: float = DEFAULT_TIMEOUT_S
 
@@ -175,9 +179,11 @@ class RunOptions:
 class RunnerChoice:
     """The runner a device uses for one target."""
 
-    kind: str  # record name: "python-litert", "native-benchmark_model", ...
+    kind: str  # record name: "python-litert", "native-benchmark_model", "app-litert", ...
     native: NativeRunner | None = None
     binary: Path | None = None  # local path of the native binary
+    app: AppSession | None = None  # the on-device app (android_app/) on this device
+    note: str = ""  # why --runner auto chose it (printed with the plan)
 
 
 @dataclass
@@ -191,15 +197,21 @@ class DevicePlan:
     configs: list[Configuration]
 
 
-def choose_runner(device: Device, target: str, mode: str, runner_dir: Path | None) -> RunnerChoice:
-    """Python runner where the device's Python has the runtime (auto/python), else the native binary (auto/native).
+def choose_runner(device: Device, target: str, mode: str, runner_dir: Path | None,
+                  app: AppSession | None = None) -> RunnerChoice:
+    """Python runner where the device's Python has the runtime (auto/python), else the native binary (auto/native),
+    else the on-device app (auto/app; `app` is None where there is none: not an adb device, or no APK).
 
     Raises:
-        DeviceError: no usable runner; the message names the runtime package and the binary expected.
+        DeviceError: no usable runner; the message names the runtime package, the binary and the APK expected.
         MissingFileError: --runner native and the binary is not in --runner-dir.
     """
     if mode not in RUNNER_MODES:
         raise InvalidInputError(f"unknown runner {mode!r}; choose one of {', '.join(RUNNER_MODES)}")
+    if mode == "app":
+        if app is None:
+            raise DeviceError(f"--runner app needs an adb device; {device.spec} is not one")
+        return RunnerChoice(APP_RUNNER_NAMES[target], app=app, note="--runner app")
     native = native_runner(target)
     if mode in ("auto", "python"):
         info = device.python_info()
@@ -210,13 +222,18 @@ def choose_runner(device: Device, target: str, mode: str, runner_dir: Path | Non
             raise DeviceError(f"--runner python on {device.spec}: {what} ({_RUNTIME_PACKAGES[target]}); "
                               f"install it there or use --runner native --runner-dir DIR with {native.binary}")
     if mode == "auto" and (runner_dir is None or not (Path(runner_dir) / native.binary).is_file()):
+        if app is not None and app.package.may_have(target):
+            return RunnerChoice(APP_RUNNER_NAMES[target], app=app, note="auto: no python runtime or native binary")
         info = device.python_info()
         python = (f"python3 there cannot import {_RUNTIME_PACKAGES[target]}" if info.version
                   else "it has no python3")
         expected = (f"--runner-dir has no {native.binary} (expected {Path(runner_dir) / native.binary})"
                     if runner_dir is not None else f"no --runner-dir with {native.binary} was given")
-        raise DeviceError(f"no runner for {target} on {device.spec}: {python}, and {expected}")
-    return RunnerChoice(native.kind, native, find_binary(runner_dir, target))
+        apk = ("no APK for --runner app" if app is None else
+               f"the APK {app.package.path.name} was built without {target} (see android_app/README.md)")
+        raise DeviceError(f"no runner for {target} on {device.spec}: {python}, {expected}, and {apk}")
+    note = "auto: no python runtime" if mode == "auto" else ""
+    return RunnerChoice(native.kind, native, find_binary(runner_dir, target), note=note)
 
 
 _RUNTIME_PACKAGES = {"tflite": "ai-edge-litert", "onnx": "onnxruntime", "executorch": "executorch"}
@@ -226,10 +243,24 @@ def plan_device(device: Device, spec: SweepSpec, options: RunOptions) -> DeviceP
     """Facts, runners and masks for one device; raises bad-input errors before anything is measured."""
     facts = device.facts()
     targets = list(dict.fromkeys(c.target for c in spec.configurations))
-    runners = {t: choose_runner(device, t, options.runner, options.runner_dir) for t in targets}
+    app = _app_session(device, options)
+    runners = {t: choose_runner(device, t, options.runner, options.runner_dir, app) for t in targets}
     threads = sorted({c.threads for c in spec.configurations})
     masks = {n: device.mask_for(options.cores, n) for n in threads}
     return DevicePlan(device, facts, runners, masks, list(spec.configurations))
+
+
+def _app_session(device: Device, options: RunOptions) -> AppSession | None:
+    """The app on an adb device for --runner app (the APK must exist) or auto (when it exists), else None."""
+    if options.runner not in ("app", "auto") or not isinstance(device, AdbPhone):
+        return None
+    try:
+        package = AppPackage.load(options.apk)
+    except MissingFileError:
+        if options.runner == "app" or options.apk is not None:
+            raise
+        return None
+    return AppSession(device.adb, package)
 
 
 def plan_sweep(devices: Sequence[Device], spec: SweepSpec, options: RunOptions) -> list[DevicePlan]:
@@ -368,15 +399,20 @@ class _Worker:
         artifact = self.artifacts.get(config.artifact_key)
         if not isinstance(artifact, Artifact):
             return None
-        mask, _ = self.plan.masks[config.threads]
+        mask, _ = self._mask(config)
         return record_key(device_serial=self.device.serial, device_model=_model(self.plan.facts),
                           artifact_sha256=artifact.sha256, model=config.model, resolution=config.resolution_text,
                           target=config.target, precision=config.precision, threads=config.threads, mask=mask,
                           runner=self.plan.runners[config.target].kind, runs=self.options.runs,
                           warmup=self.options.warmup)
 
+    def _mask(self, config: Configuration) -> tuple[str | None, str]:
+        if self.plan.runners[config.target].app is not None:
+            return None, "not pinned: Android schedules the app (no taskset for an activity)"
+        return self.plan.masks[config.threads]
+
     def _base_record(self, config: Configuration, artifact: Artifact | ExportFailure | None) -> BenchRecord:
-        mask, basis = self.plan.masks[config.threads]
+        mask, basis = self._mask(config)
         choice = self.plan.runners[config.target]
         is_artifact = isinstance(artifact, Artifact)
         extra: dict[str, Any] = {"mask_basis": basis, "optimize": config.optimize, "nhwc": config.nhwc}
@@ -422,14 +458,20 @@ class _Worker:
         dev, opts = self.device, self.options
         choice = self.plan.runners[config.target]
         device_path = dev.prepare(artifact.path, artifact.sha256, artifact.device_name(config))
-        if choice.native is not None:
+        if choice.app is not None:
+            choice.app.ensure_installed()
+            rec.versions["effvit-bench-apk"] = "sha256:" + choice.app.package.sha256[:16]
+        elif choice.native is not None:
             assert choice.binary is not None
             binary, libdir = dev.prepare_native(choice.binary, shared_libraries(opts.runner_dir))
             rec.versions[choice.native.binary] = "sha256:" + sha256_file(choice.binary)[:16]
         else:
             dev.prepare_python_runner()
         rec.thermal_before, rec.freqs_before = dev.thermal(), dev.freqs()
-        if choice.native is not None:
+        if choice.app is not None:
+            out = choice.app.run(device_path, config.target, threads=config.threads, runs=opts.runs,
+                                 warmup=opts.warmup, timeout=opts.timeout_s)
+        elif choice.native is not None:
             out = dev.run_native(choice.native, binary, device_path, threads=config.threads, runs=opts.runs,
                                  warmup=opts.warmup, mask=rec.mask, library_dir=libdir, timeout=opts.timeout_s)
         else:
@@ -452,6 +494,10 @@ class _Worker:
 
 def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup: int) -> None:
     """Parse a runner's output into the record, or turn the failure into the record's error."""
+    if choice.app is not None and out.returncode != 0:  # stderr: what went wrong, then the logcat tail
+        rec.error = _last_line(out.stderr.split("\n--- logcat", 1)[0]) or "app run failed"
+        rec.stderr_tail = _tail(out.stderr)
+        return
     if out.returncode != 0:
         what = "python runner" if choice.native is None else choice.native.binary
         hint = " (runtime not installed there)" if choice.native is None and out.returncode == EXIT_MISSING_RUNTIME \
@@ -461,8 +507,10 @@ def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup:
         rec.stderr_tail = _tail(out.stderr) or _tail(out.stdout)
         return
     try:
-        if choice.native is None:
-            parsed: ParsedRun = parse_python_runner(out.result if out.result is not None else out.stdout)
+        if choice.app is not None:
+            parsed: ParsedRun = parse_app_result(out.result or "")
+        elif choice.native is None:
+            parsed = parse_python_runner(out.result if out.result is not None else out.stdout)
         else:
             parsed = choice.native.parse(out.stdout, out.stderr, warmup=warmup)
     except RunnerOutputError as exc:

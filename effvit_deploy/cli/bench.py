@@ -105,10 +105,13 @@ def run(
                                               "(default: sweep's, else big).")] = None,
     cooldown: Annotated[float | None, typer.Option(help="Seconds to rest between configurations "
                                                    "(default: sweep's, else 0).")] = None,
-    runner: Annotated[str, typer.Option(help="auto (Python where the runtime is installed, else native), "
-                                        "python or native.")] = "auto",
+    runner: Annotated[str, typer.Option(help="auto (Python where the runtime is installed, else native, else the "
+                                        "app), python, native or app (the on-device app, adb devices).")] = "auto",
     runner_dir: Annotated[Path | None, typer.Option(help="Folder with native runners for the device: "
                                                     "benchmark_model, onnxruntime_perf_test, executor_runner.")] = None,
+    apk: Annotated[Path | None, typer.Option(help="The benchmark app for --runner app/auto (default: "
+                                             "android_app/build/offline/effvit-bench.apk from make android-app).")
+                   ] = None,
     out: Annotated[Path, typer.Option(help="Results folder; the file is OUT/<sweep name>.jsonl.")] = Path(
         "bench/results"),
     export_dir: Annotated[Path, typer.Option(help="Where artifacts are exported (and cached).")] = Path("export"),
@@ -123,7 +126,9 @@ def run(
     spec = _spec(sweep, model, resolution, target, precision, threads, runs, warmup, cooldown, cores)
     if runner_dir is not None and not runner_dir.is_dir():
         raise MissingFileError(f"--runner-dir {runner_dir} is not a folder; give the folder holding the runners")
-    options = engine.RunOptions.from_sweep(spec, runner=runner, runner_dir=runner_dir, rerun=rerun)
+    if apk is not None and not apk.is_file():
+        raise MissingFileError(f"--apk {apk} does not exist; build it with `make android-app` or give the APK's path")
+    options = engine.RunOptions.from_sweep(spec, runner=runner, runner_dir=runner_dir, apk=apk, rerun=rerun)
     devices = open_devices(device)
     plans = engine.plan_sweep(devices, spec, options)
     results = engine.results_path(out, spec.name)
@@ -132,7 +137,7 @@ def run(
               f"{'s' * (len(devices) != 1)}, runs={spec.runs} warmup={spec.warmup} cores={spec.cores} "
               f"cooldown={spec.cooldown_s:g}s → {results}")
     for plan in plans:
-        runners = ", ".join(f"{t}: {c.kind}" for t, c in plan.runners.items())
+        runners = ", ".join(f"{t}: {c.kind}" + (f" ({c.note})" if c.note else "") for t, c in plan.runners.items())
         masks = ", ".join(f"t{t}={m}" for t, (m, _) in plan.masks.items())
         err.print(f"  {plan.device.spec}: {_device_line(plan.facts)}; {runners}; masks {masks} "
                   f"({next(iter(plan.masks.values()))[1]})")

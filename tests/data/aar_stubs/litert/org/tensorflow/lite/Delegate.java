@@ -1,0 +1,6 @@
+package org.tensorflow.lite;
+
+/** Test stub (see InterpreterApi). */
+public interface Delegate {
+    long getNativeHandle();
+}
