@@ -91,6 +91,8 @@ class ResultStore:
                 lines = f.readlines()
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        torn: list[int] = []
+        good = foreign = 0
         for number, raw in enumerate(lines, start=1):
             text = raw.strip()
             if not text:
@@ -98,12 +100,26 @@ class ResultStore:
             try:
                 data = json.loads(text)
             except json.JSONDecodeError:
-                log.warning("%s:%d: skipping an incomplete line (killed mid-write?): %.60s", self.path, number, text)
+                torn.append(number)
+                foreign += not text.startswith("{")  # a killed writer leaves the start of a record
                 continue
             try:
-                yield BenchRecord.from_dict(data)
+                record = BenchRecord.from_dict(data)
             except InvalidInputError as exc:
+                if not good:
+                    raise InvalidInputError(f"{self.path}:{number}: {exc}: this is not a results file; pass a "
+                                            ".jsonl written by 'effvit-bench run'") from None
                 raise InvalidInputError(f"{self.path}:{number}: {exc}") from None
+            good += 1
+            yield record
+        if not good and (foreign or len(torn) > 1):
+            # nothing readable at all: a wrong file (binary, another format), not a killed writer
+            raise InvalidInputError(f"{self.path} is not a results file: none of its {len(torn)} lines is a JSON "
+                                    "record; pass a .jsonl written by 'effvit-bench run'")
+        if torn:  # one summary line, not one per line (a damaged file can have thousands)
+            where = f"line {torn[0]}" if len(torn) == 1 else f"lines {torn[0]}, …, {torn[-1]}"
+            log.warning("%s: skipped %d incomplete line%s (killed mid-write?): %s", self.path, len(torn),
+                        "s" * (len(torn) > 1), where)
 
     def __iter__(self) -> Iterator[BenchRecord]:
         return self.records()

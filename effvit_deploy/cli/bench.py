@@ -39,6 +39,7 @@ from ..bench.native import BINARIES
 from ..bench.store import ResultStore, load_results
 from ..bench.sweep import SweepSpec, adhoc_sweep, load_sweep
 from ..errors import InvalidInputError, MissingFileError
+from ..outputs import check_output_file, check_output_folder
 from . import interrupts
 from .common import EXIT_BAD_INPUT, make_app, run_app
 
@@ -124,9 +125,12 @@ def run(
     if runner_dir is not None and not runner_dir.is_dir():
         raise MissingFileError(f"--runner-dir {runner_dir} is not a folder; give the folder holding the runners")
     options = engine.RunOptions.from_sweep(spec, runner=runner, runner_dir=runner_dir, rerun=rerun)
+    # every output location is checked before any device is touched, any export or measurement
+    results = engine.results_path(check_output_folder(out, "--out"), spec.name)
+    check_output_file(results, "--out")
+    check_output_folder(export_dir, "--export-dir")
     devices = open_devices(device)
     plans = engine.plan_sweep(devices, spec, options)
-    results = engine.results_path(out, spec.name)
     n = len(spec.configurations)
     err.print(f"sweep [bold]{spec.name}[/]: {n} configuration{'s' * (n != 1)} × {len(devices)} device"
               f"{'s' * (len(devices) != 1)}, runs={spec.runs} warmup={spec.warmup} cores={spec.cores} "
@@ -276,6 +280,8 @@ def report(
     """Latency tables (phones as columns, speedups over the softmax twin and EfficientNet) from results files."""
     from ..bench import report as report_lib
 
+    if out is not None:
+        check_output_file(out, "--out")
     records = load_results(results)
     if not records:
         raise InvalidInputError(f"no records in {', '.join(map(str, results))}; run `effvit-bench run` first")

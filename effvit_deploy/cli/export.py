@@ -131,6 +131,7 @@ def _run_all(requests: list[api.Request], force: bool, err: Console, verbose: bo
                 done = sum("entry" in row for row in rows) + (entry is not None)
                 written = "was written before the interrupt" if entry is not None else "was not written"
                 err.print(f"interrupted: {label} {written}; {done} finished artifact(s) kept")
+                interrupts.announced()
                 raise typer.Exit(130) from None
             except EffvitError as exc:
                 if not isinstance(exc, VerificationError | RuntimeError):

@@ -42,6 +42,7 @@ from .weights import seeded_model, weights_sha256
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
+MAX_CALIB_COUNT = 10_000  # calibration statistics settle after a few hundred images; more is a typo
 ARTIFACT_MODE = 0o644
 Progress = Callable[[str], None]
 
@@ -122,8 +123,10 @@ def check_request(
     if precision == "int8":
         # unknown attention mode, or int8 attention where the runtime has no int8 matmul: refused before any work
         _quantize_package().check_options(backend.name, int8_attention)
-        if calib_count is not None and calib_count <= 0:
-            raise InvalidInputError(f"calibration count must be positive, got {calib_count}")
+        if calib_count is not None and not 0 < calib_count <= MAX_CALIB_COUNT:
+            raise InvalidInputError(f"calibration count must be from 1 to {MAX_CALIB_COUNT}, got {calib_count}")
+        if calib_path is not None and calib_path.exists() and not calib_path.is_dir():
+            raise InvalidInputError(f"--calib {calib_path} is not a folder; pass a folder of JPEG/PNG images")
         if calib_path is not None and not calib_path.is_dir():
             raise MissingFileError(f"calibration folder {calib_path} does not exist; pass a folder of images")
     if optimize and importlib.util.find_spec(f"{__package__}.deploy") is None:
