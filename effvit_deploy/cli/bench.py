@@ -39,6 +39,7 @@ from ..bench.native import BINARIES
 from ..bench.store import ResultStore, load_results
 from ..bench.sweep import SweepSpec, adhoc_sweep, load_sweep
 from ..errors import InvalidInputError, MissingFileError
+from ..memory_guard import parse_size
 from ..outputs import check_output_file, check_output_folder
 from . import interrupts
 from .common import EXIT_BAD_INPUT, make_app, run_app
@@ -114,6 +115,9 @@ def run(
         "bench/results"),
     export_dir: Annotated[Path, typer.Option(help="Where artifacts are exported (and cached).")] = Path("export"),
     rerun: Annotated[bool, typer.Option("--rerun", help="Measure again what the results file already has.")] = False,
+    max_memory: Annotated[str | None, typer.Option(
+        help="Memory an export or a measurement may use, e.g. 8G (default: this machine's available memory for "
+             "exports, the device's MemAvailable for measurements).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pushes and cache decisions.")] = False,
 ) -> None:
     """Export what is missing, measure every configuration on every device, print the latency table."""
@@ -124,12 +128,14 @@ def run(
     spec = _spec(sweep, model, resolution, target, precision, threads, runs, warmup, cooldown, cores)
     if runner_dir is not None and not runner_dir.is_dir():
         raise MissingFileError(f"--runner-dir {runner_dir} is not a folder; give the folder holding the runners")
-    options = engine.RunOptions.from_sweep(spec, runner=runner, runner_dir=runner_dir, rerun=rerun)
+    limit = parse_size(max_memory) if max_memory is not None else None
+    options = engine.RunOptions.from_sweep(spec, runner=runner, runner_dir=runner_dir, rerun=rerun,
+                                           max_memory=limit)
     # every output location is checked before any device is touched, any export or measurement
     results = engine.results_path(check_output_folder(out, "--out"), spec.name)
     check_output_file(results, "--out")
     check_output_folder(export_dir, "--export-dir")
-    devices = open_devices(device)
+    devices = open_devices(device, lock=True)  # a second harness on a device stops here, before any export
     plans = engine.plan_sweep(devices, spec, options)
     n = len(spec.configurations)
     err.print(f"sweep [bold]{spec.name}[/]: {n} configuration{'s' * (n != 1)} × {len(devices)} device"
@@ -149,7 +155,7 @@ def run(
             bar.update(export_task, total=event.total, completed=event.index,
                        description="done" if event.label == "done" else event.label)
 
-        artifacts, _ = engine.export_artifacts(spec.configurations, export_dir, progress=on_export)
+        artifacts, _ = engine.export_artifacts(spec.configurations, export_dir, progress=on_export, max_memory=limit)
         on_progress = _device_progress(bar, plans)
         summary = engine.run_sweep(plans, artifacts, ResultStore(results), options, progress=on_progress)
 

@@ -21,6 +21,7 @@ from rich.logging import RichHandler
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .. import memory_guard
 from ..errors import EffvitError
 from ..export import api
 from ..export.verify import VerificationError, describe
@@ -58,6 +59,9 @@ def export(
     calib: Annotated[Path | None, typer.Option(help="int8: folder of calibration images.")] = None,
     calib_count: Annotated[int | None, typer.Option(help="int8: number of calibration images.")] = None,
     int8_attention: Annotated[str, typer.Option(help="int8: attention in auto, int8 or fp32.")] = "auto",
+    max_memory: Annotated[str | None, typer.Option(
+        help="Memory an export may use, e.g. 8G (default: what this machine has available); exports whose "
+             "estimated peak is larger are refused before any work.")] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log cache decisions; show converter output.")
     ] = False,
@@ -71,6 +75,7 @@ def export(
     if precision != "int8" and (calib is not None or calib_count is not None or int8_attention != "auto"):
         err.print("[yellow]note:[/] --calib/--calib-count/--int8-attention apply to --precision int8 only; ignored")
     # importing the runtimes already prints C++ log lines: validate inside the redirect too
+    limit = memory_guard.parse_size(max_memory) if max_memory is not None else None
     with _converter_noise_to_log(enabled=not verbose) as (console_file, log):
         targets = _expand_targets(target)
         requests = [
@@ -86,6 +91,7 @@ def export(
                 calib=calib,
                 calib_count=calib_count,
                 int8_attention=int8_attention,
+                max_memory=limit,
             )
             for m in model
             for r in resolution or ["224"]

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__, models
+from .. import __version__, memory_guard, models
 from ..errors import InvalidInputError, MissingFileError
 from ..fileio import atomic_path, sha256_file
 from ..models.checkpoint import load_into, read_state_dict
@@ -89,13 +89,18 @@ def check_request(
     calib_count: int | None = None,
     int8_attention: str = "auto",
     name: str | None = None,
+    max_memory: int | None = None,
 ) -> Request:
     """Validate an export request without building or converting anything (cheap; the CLI checks every job first).
+
+    `max_memory` (bytes) replaces this machine's available memory as the limit of the memory guard, which refuses
+    a request whose estimated peak (see `memory_guard`) does not fit.
 
     Raises:
         InvalidInputError: unknown target, precision, model, resolution, int8 option; an unwritable output folder.
         MissingFileError: the checkpoint or calibration folder does not exist.
         MissingDependencyError: the target's runtime package is not installed (the message names the pip extra).
+        InvalidInputError: the export's estimated peak memory exceeds the limit.
     """
     if precision not in PRECISIONS:
         raise InvalidInputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
@@ -131,6 +136,9 @@ def check_request(
             raise MissingFileError(f"calibration folder {calib_path} does not exist; pass a folder of images")
     if optimize and importlib.util.find_spec(f"{__package__}.deploy") is None:
         raise InvalidInputError("the deploy form is not available in this version; pass --no-optimize (optimize=False)")
+    if isinstance(model, str):
+        need = memory_guard.export_estimate(model, res, backend.name)
+        memory_guard.check_fits(need, max_memory, f"exporting {model} {models.format_resolution(res)} to {backend.name}")
     out = Path(out_dir)
     check_writable(out)
     backend.versions()  # imports the runtime: a missing package fails here, before any work
@@ -166,6 +174,7 @@ def export(
     int8_attention: str = "auto",
     progress: Progress | None = None,
     name: str | None = None,
+    max_memory: int | None = None,
 ) -> dict[str, Any]:
     """Export one model to one target at one resolution and precision; return its manifest entry.
 
@@ -183,6 +192,7 @@ def export(
             count and attention mode; ignored for fp32/fp16.
         progress: called with a short stage text ("building model", "converting", "verifying", ...).
         name: manifest/folder name when `model` is a module (default: its class name).
+        max_memory: memory limit in bytes for the guard (default: what this machine has available).
 
     Returns:
         The manifest entry (see export/README.md) plus `"cached": bool` and `"path": str` (the artifact's path).
@@ -204,6 +214,7 @@ def export(
         calib_count=calib_count,
         int8_attention=int8_attention,
         name=name,
+        max_memory=max_memory,
     )
     return run(request, force=force, progress=progress)
 

@@ -456,6 +456,8 @@ class AdbEmulator:
         self._accept_thread = threading.Thread(target=self._accept_loop, name="adb-emu-accept", daemon=True)
         populate_root(profile, self.root)
         self._install_shims()
+        # every emulated phone is a different phone: its own serial number, even when two share a profile
+        self.setprop("ro.serialno", f"{profile.props().get('ro.serialno', 'EMU')}-{self.port}")
         self.python3 = python3
 
     # ----- lifecycle -------------------------------------------------------------------------------------------
