@@ -22,7 +22,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeviceError, InvalidInputError
+from ..fileio import owned_temp_dir
 from . import python_runner
 from .adb import DEVICE_TMP, AdbDevice, DeviceDisconnected, DeviceTimeout
 from .device_facts import LocalShell, big_core_mask, mask_cpus, read_cur_freqs, read_device_facts, read_thermal
@@ -451,7 +451,7 @@ class AdbPhone(Device):
         out = self.run(argv, timeout=timeout, mask=mask)
         if out.returncode != 0:
             return out
-        with tempfile.TemporaryDirectory(prefix="effvit-pull-") as tmp:
+        with owned_temp_dir("pull") as tmp:  # named by our pid: a killed run's folder is removed by the next one
             try:
                 local = self.adb.pull(remote, Path(tmp) / "result.json")
             except DeviceDisconnected:
