@@ -312,7 +312,7 @@ def run_sweep(plans: Sequence[DevicePlan], artifacts: ArtifactMap, store: Result
     stop = stop or threading.Event()
     taken = _lock_devices(plans)  # one harness per device; the CLI already holds them (taken before exporting)
     try:
-        done = store.done_keys() if not options.rerun else set()
+        done = _DoneKeys(store, enabled=not options.rerun)
         return _run_workers(plans, artifacts, store, options, done, summary, lock, progress, stop)
     finally:
         for device in taken:
@@ -333,8 +333,28 @@ def _lock_devices(plans: Sequence[DevicePlan]) -> list[Device]:
     return taken
 
 
+class _DoneKeys:
+    """Keys already measured successfully: the results file at the start, plus what any process appended since."""
+
+    def __init__(self, store: ResultStore, *, enabled: bool) -> None:
+        self.store, self.enabled = store, enabled
+        self.keys: set[str] = set()
+        self._offset = 0
+        self._lock = threading.Lock()
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.enabled:
+            with self._lock:
+                new, self._offset = self.store.done_keys_after(self._offset)
+                self.keys |= new
+
+    def __contains__(self, key: object) -> bool:
+        return self.enabled and key in self.keys
+
+
 def _run_workers(plans: Sequence[DevicePlan], artifacts: ArtifactMap, store: ResultStore, options: RunOptions,
-                 done: set[str], summary: SweepSummary, lock: threading.Lock, progress: Progress | None,
+                 done: _DoneKeys, summary: SweepSummary, lock: threading.Lock, progress: Progress | None,
                  stop: threading.Event) -> SweepSummary:
     started = time.perf_counter()
     workers = [threading.Thread(target=_Worker(plan, artifacts, store, options, done, summary, lock, progress,
@@ -357,7 +377,7 @@ class _Worker:
     """Runs one device's configurations in order."""
 
     def __init__(self, plan: DevicePlan, artifacts: ArtifactMap, store: ResultStore, options: RunOptions,
-                 done: set[str], summary: SweepSummary, lock: threading.Lock, progress: Progress | None,
+                 done: _DoneKeys, summary: SweepSummary, lock: threading.Lock, progress: Progress | None,
                  stop: threading.Event) -> None:
         self.plan, self.artifacts, self.store, self.options = plan, artifacts, store, options
         self.done, self.summary, self.lock, self.stop = done, summary, lock, stop
@@ -372,6 +392,8 @@ class _Worker:
                 if self.stop.is_set():
                     break
                 key = self._key(config)
+                if key is not None:
+                    self.done.refresh()  # another sweep writing this file may have measured it meanwhile
                 if key is not None and key in self.done:
                     with self.lock:
                         self.summary.skipped += 1

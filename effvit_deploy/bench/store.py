@@ -128,6 +128,32 @@ class ResultStore:
         """Keys of successful records; configurations whose only records are errors are not done."""
         return {rec.key for rec in self.records() if rec.ok}
 
+    def done_keys_after(self, offset: int) -> tuple[set[str], int]:
+        """Keys of successful records in the complete lines from byte `offset` on, and the offset to go on from.
+
+        Cheap enough to call before every measurement: only what was appended since the last call is read, so a
+        configuration another process finished meanwhile (same results file) is not measured a second time.
+        """
+        if not self.path.exists():
+            return set(), offset
+        with open(self.path, "rb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+            try:
+                f.seek(offset)
+                data = f.read()
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        keys = set()
+        for raw in data[:end].splitlines():
+            try:
+                rec = BenchRecord.from_dict(json.loads(raw))
+            except (ValueError, InvalidInputError):
+                continue  # torn or foreign lines are reported by records()
+            if rec.ok:
+                keys.add(rec.key)
+        return keys, offset + end
+
 
 def load_results(paths: Iterable[str | os.PathLike[str]]) -> list[BenchRecord]:
     """Records from several result files merged in the given order; a directory means its `*.jsonl` files.

@@ -14,8 +14,9 @@ Protocol (device side of adb's transport, as in AOSP adb/protocol.txt and SYNC.T
 
 Shell commands run under the host's `/bin/sh -c` with PATH restricted to a folder of shims (symlinks to a
 toybox-like set of host tools, plus `getprop`, `taskset`, `dumpsys` scripts and an optional `python3`). Device paths
-are mapped by rewriting the command string: every `/data`, `/sys`, `/sdcard`, `/storage` and `/proc/cpuinfo` that
-starts a path is prefixed with the device root folder, and the root is stripped from the output again. We chose this
+are mapped by rewriting the command string: every `/data`, `/sys`, `/sdcard`, `/storage`, `/proc/cpuinfo` and
+`/proc/meminfo` that starts a path is prefixed with the device root folder, and the root is stripped from the
+output again. We chose this
 over a mount namespace (`unshare -m` + bind mounts) because it needs no privileges, creates nothing outside the temp
 folder (bind mounts would need `/data` on the host) and works the same for root and non-root in CI. Its limit: a
 path assembled at run time inside the shell (`d=/da; cat ${d}ta/x`) or opened by a program from its own constants
@@ -67,7 +68,7 @@ _TOOLS = ("cat chmod chown mkdir rm rmdir df du ls sha256sum sha1sum md5sum slee
           "mv cp touch uname id date kill sh find xargs tr sort dirname basename readlink nproc env true false ps "
           "cmp tee timeout nice uniq od base64 ln mktemp seq expr dd sync realpath which printf echo test yes "
           "hostname getconf").split()
-_DEVICE_PATH = re.compile(r"(?<![\w./-])(/(?:data|sys|sdcard|storage|proc/cpuinfo))(?![\w.-])")
+_DEVICE_PATH = re.compile(r"(?<![\w./-])(/(?:data|sys|sdcard|storage|proc/cpuinfo|proc/meminfo))(?![\w.-])")
 
 
 class _StreamClosed(Exception):
@@ -488,6 +489,7 @@ class AdbEmulator:
         self._install_shims()
         # every emulated phone is a different phone: its own serial number, even when two share a profile
         self.setprop("ro.serialno", f"{profile.props().get('ro.serialno', 'EMU')}-{self.port}")
+        self.set_mem_available(3 << 20)  # kB, like a phone with a few apps open
         self.python3 = python3
 
     # ----- lifecycle -------------------------------------------------------------------------------------------
@@ -581,6 +583,12 @@ class AdbEmulator:
     def set_cur_freq(self, cpu: int, khz: int) -> None:
         """Set scaling_cur_freq of the policy that holds `cpu` (shared by its cluster, as on the kernel)."""
         (self.root / CPU_DIR / f"cpu{cpu}" / "cpufreq" / "scaling_cur_freq").write_text(f"{khz}\n")
+
+    def set_mem_available(self, kilobytes: int) -> None:
+        """What the phone's /proc/meminfo says is available (MemTotal stays 8 GB)."""
+        (self.root / "proc").mkdir(exist_ok=True)
+        (self.root / "proc/meminfo").write_text(f"MemTotal:        8000000 kB\nMemFree:          200000 kB\n"
+                                                 f"MemAvailable:   {kilobytes:>9} kB\n")
 
     def set_temp(self, zone: int, millidegrees: int) -> None:
         (self.root / THERMAL_DIR / f"thermal_zone{zone}" / "temp").write_text(f"{millidegrees}\n")
