@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from effvit_deploy.bench import engine, report
+from effvit_deploy.bench import adb, engine, report
 from effvit_deploy.bench.devices import DEVICE_ROOT, Device, LocalDevice, open_devices
 from effvit_deploy.bench.records import BenchRecord
 from effvit_deploy.bench.store import ResultStore, load_results
@@ -94,7 +94,8 @@ def test_sweep_on_emulated_855_with_python_runner(adb_phone_factory: Callable[..
 
 def test_drop_mid_sweep_then_rerun_resumes_without_loss_or_duplicates(
         adb_phone_factory: Callable[..., AdbEmulator], tiny_artifact: Callable[[str], dict[str, Any]],
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(adb, "RECONNECT_TIMEOUT_S", 5.0)  # the phone stays away: do not wait the full default
     phone = adb_phone_factory("sm8150", python3=True)
     entry = tiny_artifact("tflite")
     store = ResultStore(tmp_path / "r.jsonl")

@@ -119,7 +119,7 @@ def test_cli_counts_have_upper_bounds(cli: Cli, args: tuple[str, str]) -> None:
 def _no_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record any attempt to open a device or export: none may happen when an output location is bad."""
     calls: list[str] = []
-    monkeypatch.setattr(bench, "open_devices", lambda specs: calls.append("open") or [])
+    monkeypatch.setattr(bench, "open_devices", lambda specs, **kw: calls.append("open") or [])
     monkeypatch.setattr(bench.engine, "export_artifacts", lambda *a, **k: calls.append("export"))
     return calls
 
@@ -245,7 +245,7 @@ def slow(*args, **kwargs):
     print("exporting", file=sys.stderr, flush=True)
     time.sleep(120)
 bench.engine.export_artifacts = slow
-bench.open_devices = lambda specs: []
+bench.open_devices = lambda specs, **kw: []
 bench.engine.plan_sweep = lambda devices, spec, options: []
 bench.main(["run", "-d", "local", "-m", "efficientvit-b0", "-t", "onnx", "--out", sys.argv[1],
             "--export-dir", sys.argv[1]])

@@ -193,16 +193,19 @@ class AdbDevice:
         """A network device (HOST:PORT, reached by `adb connect`) rather than USB."""
         return _HOST_PORT.fullmatch(self.serial) is not None
 
-    def reconnect(self, *, timeout: float = RECONNECT_TIMEOUT_S) -> None:
+    def reconnect(self, *, timeout: float | None = None) -> None:
         """Get a dropped device back actively, within `timeout` seconds.
 
         Waiting is not enough: the adb server re-establishes a dropped TCP device on its own only after ~10 s,
         while `adb disconnect` + `adb connect` takes milliseconds once the phone answers again. USB devices get
         `adb reconnect` (the host side re-enumerates the transport) and then `wait-for-device`.
 
+        Args:
+            timeout: seconds (default RECONNECT_TIMEOUT_S: long enough for a phone's Wi-Fi to come back).
         Raises:
             DeviceError: still not in state "device" when the time is up (the message says the last state).
         """
+        timeout = RECONNECT_TIMEOUT_S if timeout is None else timeout
         deadline = time.monotonic() + timeout
         pause, state = 0.2, None
         while True:

@@ -404,7 +404,11 @@ class _Worker:
                 self.progress(ProgressEvent("start", self.device.spec, config.label, i, total))
                 record = self._measure(config)
                 measured_before = True
-                self._keep(record)
+                try:
+                    self._keep(record)
+                except OSError as exc:  # the results file became unwritable mid-sweep (checked before it began)
+                    raise _Stop(f"cannot append to {self.store.path} ({exc.strerror or exc}); this measurement "
+                                "was not kept") from None
                 self.progress(ProgressEvent("done", self.device.spec, config.label, i + 1, total, record))
                 if record.extra.get("fatal"):
                     raise _Stop(record.error or "device error")
@@ -412,6 +416,7 @@ class _Worker:
             with self.lock:
                 self.summary.device_errors[self.device.spec] = str(exc)
             self.progress(ProgressEvent("device-error", self.device.spec, str(exc), 0, total))
+
         except Exception as exc:  # noqa: BLE001 - a bug or an unexpected device failure must not kill other workers
             log.exception("worker for %s failed", self.device.spec)
             with self.lock:

@@ -12,8 +12,10 @@ Exit codes: 0 every measurement succeeded; 1 some measurements failed (they are 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -147,7 +149,7 @@ def run(
         err.print(f"  {plan.device.spec}: {_device_line(plan.facts)}; {runners}; masks {masks} "
                   f"({next(iter(plan.masks.values()))[1]})")
 
-    with _progress(err) as bar:
+    with _held(devices), _progress(err) as bar:
         export_task = bar.add_task("exporting", total=None, device="export")
 
         def on_export(event: engine.ProgressEvent) -> None:
@@ -177,6 +179,16 @@ def run(
         raise typer.Exit(EXIT_BAD_INPUT)
     if summary.failed:
         raise typer.Exit(EXIT_FAILED_RUNS)
+
+
+@contextlib.contextmanager
+def _held(devices: list[Device]) -> Iterator[None]:
+    """Release the device locks when the sweep ends (the process ending releases them too, however it ends)."""
+    try:
+        yield
+    finally:
+        for dev in devices:
+            dev.unlock()
 
 
 def _stderr_console() -> Console:
