@@ -50,6 +50,7 @@ def _outside_effvit(phone: AdbEmulator) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # bounded even if a fault ever hung the harness (the run itself asserts < 120 s)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_sweep_survives_drops_stalls_full_storage_and_killed_runners(
         adb_phone_factory: Callable[..., AdbEmulator], tmp_path: Path, seed: int) -> None:

@@ -158,7 +158,8 @@ class Device(ABC):
         """Model, SoC, Android version, ABI, CPU clusters, governor (read once, then cached)."""
         if self._facts is None:
             facts = read_device_facts(self._shell())
-            facts.update(kind=self.kind, spec=self.spec, serial=self.serial)
+            # identity: what the device is (serial number property + boot id), recorded with every measurement
+            facts.update(kind=self.kind, spec=self.spec, serial=self.serial, identity=self.identity())
             self._facts = self._adjust_facts(facts)
         return self._facts
 
