@@ -270,3 +270,17 @@ def test_bench_interrupt_prints_the_line_then_exits_130(tmp_path: Path, sig: sig
             proc.wait()
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1] == "interrupted: finished results are kept", err
+
+
+# --- the same class elsewhere: a folder where a file is expected ---------------------------------------------------
+
+
+def test_folder_given_as_sweep_checkpoint_or_results(tmp_path: Path, cli: Cli) -> None:
+    folder = tmp_path / "quick.toml"
+    folder.mkdir()
+    code, _, err = cli("run", "-d", "local", "--sweep", folder)
+    assert code == 2 and "is a folder, not a file" in one_error_line(err)
+    with pytest.raises(InvalidInputError, match="is a folder, not a file"):
+        api.check_request("efficientvit-b0", "onnx", 224, out_dir=tmp_path / "o", checkpoint=folder)
+    with pytest.raises(InvalidInputError, match="cannot read results file"):
+        list(ResultStore(folder).records())

@@ -393,8 +393,8 @@ class AdbPhone(Device):
     def free_space(self, keep: list[str]) -> None:
         """Storage full: remove every model file except `keep` (device paths), so the next push may fit."""
         keep_names = {posixpath.basename(k) for k in keep}
-        rc, out, _ = self.adb.shell(["ls", f"{DEVICE_ROOT}/models"])
-        stale = [f"{DEVICE_ROOT}/models/{n}" for n in str(out).split() if rc == 0 and n not in keep_names]
+        rc, out, _ = self.adb.shell(["ls", "-1", f"{DEVICE_ROOT}/models"])  # one name per line: names may hold spaces
+        stale = [f"{DEVICE_ROOT}/models/{n}" for n in str(out).splitlines() if rc == 0 and n and n not in keep_names]
         if stale:
             self.adb.shell(["rm", "-f", *stale])
         self._ready = {r for r in self._ready if r not in stale}

@@ -85,12 +85,16 @@ class ResultStore:
         """
         if not self.path.exists():
             return
-        with open(self.path, encoding="utf-8", errors="replace") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_SH)  # do not read a line another process is still writing
-            try:
-                lines = f.readlines()
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as f:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH)  # do not read a line another process is still writing
+                try:
+                    lines = f.readlines()
+                finally:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        except OSError as exc:  # unreadable (permissions), a folder named like a results file, …
+            raise InvalidInputError(f"cannot read results file {self.path} ({exc.strerror or exc}); pass a readable "
+                                    ".jsonl written by 'effvit-bench run'") from None
         torn: list[int] = []
         good = foreign = 0
         for number, raw in enumerate(lines, start=1):

@@ -124,6 +124,9 @@ def load_sweep(path: str | Path) -> SweepSpec:
         InvalidInputError: bad TOML, unknown or mistyped key (file:line and key named), or no configuration at all.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InvalidInputError(f"sweep file {path} is a folder, not a file; pass a .toml such as "
+                                "bench/sweeps/quick.toml")
     if not path.is_file():
         raise MissingFileError(f"sweep file {path} does not exist; see bench/sweeps/ for examples")
     try:

@@ -122,6 +122,8 @@ def check_request(
     if not display or "/" in display or display.startswith("."):
         raise InvalidInputError(f"model name {display!r} cannot be a folder name; pass name='my-model'")
     ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and ckpt.exists() and not ckpt.is_file():
+        raise InvalidInputError(f"checkpoint {ckpt} is a folder, not a file; pass the path of a .pt/.pth file")
     if ckpt is not None and not ckpt.is_file():
         raise MissingFileError(f"checkpoint {ckpt} does not exist; pass the path of a .pt/.pth file")
     calib_path = Path(calib) if calib is not None else None
