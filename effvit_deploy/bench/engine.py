@@ -13,10 +13,14 @@ Method, per device (one worker thread each; devices run in parallel):
   output, timeout, failed export) is a record with `error` and the stderr tail, and the sweep goes on.
 Exports happen before any measurement, so converting models never competes with a measurement on this machine.
 
-A device that disconnects gets an error record for the configuration in flight, then one reconnection attempt; if
-it stays away, or a device operation fails for a reason a retry cannot fix (storage full), that device's worker
-stops and `SweepSummary.device_errors` says why (the CLI prints it and exits 2). Records written so far are kept,
-and a re-run resumes.
+Faults the harness can repair are repaired and the configuration in flight is measured again (at most
+MAX_ATTEMPTS tries; the record lists them in `extra["faults_survived"]`): a disconnect (active reconnect, bounded in
+time), storage full (old model files removed from the device) and a runner killed by a signal. If the device stays
+away, or a device operation fails for a reason a retry cannot fix, the configuration gets an error record, that
+device's worker stops and `SweepSummary.device_errors` says why (the CLI prints it and exits 2). Records written so
+far are kept, and a re-run resumes. Before each measurement the results file is re-read from where it was last
+read, so a configuration another process finished meanwhile is skipped; `run_sweep` holds every device's lock
+(device_lock.py) while it measures.
 """
 
 from __future__ import annotations
