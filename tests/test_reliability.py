@@ -293,3 +293,16 @@ def test_converter_log_lives_in_the_output_folder(tmp_path: Path, capfd: pytest.
     import tempfile
 
     assert not list(Path(tempfile.gettempdir()).glob(f"effvit-export.*{os.getpid()}*"))
+
+
+def test_bench_memory_refusal_comes_before_any_device_work(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from effvit_deploy.cli import bench
+
+    opened: list[object] = []
+    monkeypatch.setattr(bench, "open_devices", lambda specs, **kw: opened.append(specs) or [])
+    with pytest.raises(SystemExit) as info:
+        bench.main(["run", "-d", "adb:R58M123", "-m", "efficientvit-b3", "-r", "9984", "-t", "onnx",
+                    "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "needs ~" in err and err.count("\n") == 1 and opened == []

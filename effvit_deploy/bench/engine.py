@@ -106,6 +106,19 @@ def library_checker(config: Configuration, export_dir: Path, *, max_memory: int 
                   optimize=config.optimize, nhwc=config.nhwc, max_memory=max_memory)
 
 
+def check_exports(configs: Sequence[Configuration], export_dir: Path, *, max_memory: int | None = None) -> None:
+    """Validate every distinct export request (bad input, missing runtime, memory guard) without converting.
+
+    Raises:
+        EffvitError: the first bad request, as one line.
+    """
+    checker: Checker = library_checker
+    if max_memory is not None:
+        checker = functools.partial(library_checker, max_memory=max_memory)
+    for config in {c.artifact_key: c for c in configs}.values():
+        checker(config, export_dir)
+
+
 def artifact_from_manifest(entry: dict[str, Any], folder: Path | None = None) -> Artifact:
     """An Artifact from an export manifest entry (`path` when present, else `folder/artifact`); sha256 checked.
 

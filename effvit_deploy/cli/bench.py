@@ -137,6 +137,7 @@ def run(
     results = engine.results_path(check_output_folder(out, "--out"), spec.name)
     check_output_file(results, "--out")
     check_output_folder(export_dir, "--export-dir")
+    engine.check_exports(spec.configurations, export_dir, max_memory=limit)  # memory guard before any device work
     devices = open_devices(device, lock=True)  # a second harness on a device stops here, before any export
     plans = engine.plan_sweep(devices, spec, options)
     n = len(spec.configurations)
