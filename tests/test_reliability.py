@@ -306,3 +306,27 @@ def test_bench_memory_refusal_comes_before_any_device_work(tmp_path: Path, capsy
                     "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert info.value.code == 2 and "needs ~" in err and err.count("\n") == 1 and opened == []
+
+
+@pytest.mark.slow
+def test_device_strings_are_not_rich_markup(adb_phone_factory: Callable[..., AdbEmulator], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from effvit_deploy.cli import bench
+
+    phone = adb_phone_factory("sm8150")
+    phone.setprop("ro.product.model", "[/] [bold red]Pwn[/]")  # a stray closing tag crashed rich before
+    monkeypatch.setattr(engine, "library_exporter", _fake_artifact(tmp_path))
+    monkeypatch.setattr(engine, "library_checker", lambda c, d: None)
+    for argv in (["devices", "-d", f"adb:{phone.serial}"],
+                 ["run", "-d", f"adb:{phone.serial}", "-m", "efficientvit-b0", "-t", "tflite", "--runner", "native",
+                  "--runner-dir", str(_native_runner_dir(tmp_path)), "--runs", "3", "--warmup", "1", "--out",
+                  str(tmp_path / "r")]):
+        try:
+            bench.main(argv)
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        assert code == 0 and "Traceback" not in err, err
+        assert "[/] [bold red]Pwn[/]" in (out if argv[0] == "devices" else err)

@@ -22,6 +22,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -147,8 +148,9 @@ def run(
     for plan in plans:
         runners = ", ".join(f"{t}: {c.kind}" for t, c in plan.runners.items())
         masks = ", ".join(f"t{t}={m}" for t, (m, _) in plan.masks.items())
+        # markup=False: device-supplied strings such as a model named "[/]" are text, not rich markup
         err.print(f"  {plan.device.spec}: {_device_line(plan.facts)}; {runners}; masks {masks} "
-                  f"({next(iter(plan.masks.values()))[1]})")
+                  f"({next(iter(plan.masks.values()))[1]})", markup=False, highlight=False)
 
     with _held(devices), _progress(err) as bar:
         export_task = bar.add_task("exporting", total=None, device="export")
@@ -172,8 +174,8 @@ def run(
               f"(skipped; --rerun measures them again), {summary.seconds:.1f}s")
     for rec in summary.records:
         if not rec.ok:
-            err.print(f"[red]failed[/] {rec.device_serial} {rec.model} {rec.resolution} {rec.target} "
-                      f"t{rec.threads}: {rec.error}", markup=True, highlight=False)
+            err.print("[red]failed[/] " + escape(f"{rec.device_serial} {rec.model} {rec.resolution} {rec.target} "
+                                                 f"t{rec.threads}: {rec.error}"), markup=True, highlight=False)
     if summary.device_errors:
         for spec_name, why in summary.device_errors.items():
             print(f"error: {spec_name}: {why}", file=sys.stderr)
@@ -218,7 +220,7 @@ def _device_progress(bar: Progress, plans: list[engine.DevicePlan]) -> engine.Pr
                 "ok" if event.record is not None and event.record.ok else "FAILED")
             bar.update(task, completed=event.index + (event.kind == "skip"), description=f"{event.label}: {status}")
         elif event.kind == "device-error":
-            bar.update(task, description=f"stopped: {event.label}")
+            bar.update(task, description=f"stopped: {escape(event.label)}")  # a device's words, not markup
         elif event.kind == "device-done":
             bar.update(task, completed=event.total)
 
@@ -284,9 +286,9 @@ def devices(
                         f"{android} (SDK {sdk})" if android else "–", str(facts.get("abi") or "?"),
                         _clusters(facts), str(facts.get("governor") or "–"), py, ", ".join(native) or "none"])
     # Devices as columns (like the latency tables): fields stay readable on a narrow terminal.
-    table = Table("", *(spec for _, spec, _ in rows), show_lines=False)
+    table = Table("", *(escape(spec) for _, spec, _ in rows), show_lines=False)
     for i, name in enumerate(fields):
-        table.add_row(name, *(col[i] for col in columns))
+        table.add_row(name, *(escape(col[i]) for col in columns))  # device-supplied text is not rich markup
     console.print(table)
 
 
