@@ -278,7 +278,7 @@ class AdbDevice:
                   f"if (: >\"$e\") 2>/dev/null; then ({command}) 2>\"$e\"; r=$?; "
                   f"else e=; ({command}) 2>&1; r=$?; fi; "
                   f"printf '%s%s%d\\n' __EFFVIT_RC_ {nonce}= \"$r\"; "
-                  "if [ -n \"$e\" ]; then cat \"$e\"; rm -f \"$e\"; fi")
+                  "if [ -n \"$e\" ]; then cat \"$e\" 2>/dev/null; rm -f \"$e\"; fi")
         what = f"`{_short(command)}`"
         proc = _run(self.adb, ["-s", self.serial, "shell", script], timeout=timeout, env=self.env, what=what)
         out = proc.stdout

@@ -386,7 +386,8 @@ class AdbPhone(Device):
 
     def clean_stale(self) -> None:
         # result files and shell stderr files of a run that died before removing them; older versions also left
-        # their stderr files directly in /data/local/tmp
+        # their stderr files directly in /data/local/tmp (this command's own stderr file goes too: the wrapper
+        # tolerates that, and nothing is lost but this command's stderr)
         self.adb.shell(["sh", "-c", f"rm -rf {DEVICE_ROOT}/results/* {DEVICE_ROOT}/tmp/.stderr_* "
                         f"{DEVICE_TMP}/.effvit_stderr_* 2>/dev/null; true"])
 
