@@ -2,8 +2,9 @@
 
 `activation_bytes` sums the fp32 size of every leaf module's output for one image: a traced or converted graph keeps
 each of those intermediate values alive at once, so the sum (not the largest single tensor) is what converters and
-the first inference of an unplanned runtime hold. `memory.py` in export/ and bench/ turn it into a peak estimate
-with factors calibrated against measured peaks.
+the first inference of an unplanned runtime hold. `effvit_deploy.memory_guard` turns it into a peak estimate with
+factors calibrated against measured peaks. Ops inside a leaf module (a softmax twin's attention matrix) are not
+counted.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ FP32_BYTES = 4
 def activation_bytes(model: str | nn.Module, resolution: Resolution) -> tuple[int, int]:
     """(bytes of all leaf-module outputs, bytes of the parameters) of one fp32 image at `resolution`.
 
-    A registry name is built on the meta device (instant, even for 9984x9984); a module is copied to meta shapes
-    by running it on a meta input only if its parameters are on meta already, else on its own device at zero cost
-    to shapes (hooks only read `numel`).
+    A registry name is built on the meta device (instant, even for 9984x9984); a module with real weights is
+    deep-copied to the meta device first, so nothing of the activations is ever allocated.
     """
     height, width = resolution
     if isinstance(model, str):
