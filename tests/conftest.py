@@ -64,6 +64,14 @@ def _convert_directly(target: str, folder: Path) -> dict[str, Any]:
             "size_bytes": path.stat().st_size, "model": TINY_NAME, "target": target, "via": "direct conversion"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _device_locks_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Device locks (bench/device_lock.py) of the test session live in its temp folder, not in ~/.cache."""
+    import os
+
+    os.environ.setdefault("EFFVIT_LOCK_DIR", str(tmp_path_factory.mktemp("device-locks")))
+
+
 @pytest.fixture(scope="session")
 def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], dict[str, Any]]:
     cache: dict[str, dict[str, Any]] = {}

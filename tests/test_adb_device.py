@@ -102,7 +102,7 @@ def test_nasty_names_reach_the_device_literally(dev: AdbDevice, adb_phone: AdbEm
     dev.push(src, remote)
     assert dev.exists(remote)
     assert dev.shell(["cat", remote]).stdout == "payload"
-    assert dev.shell(["ls", "/data/local/tmp/effvit"]).stdout == f"{NASTY}\n"
+    assert dev.shell(["ls", "/data/local/tmp/effvit"]).stdout == f"{NASTY}\ntmp\n"  # tmp: the shell's stderr files
     dev.remove(remote)
     assert not dev.exists(remote)
     assert any(shlex.quote(remote) in c for c in adb_phone.commands)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from effvit_deploy.bench import engine, report
+from effvit_deploy.bench import adb, engine, report
 from effvit_deploy.bench.devices import DEVICE_ROOT, Device, LocalDevice, open_devices
 from effvit_deploy.bench.records import BenchRecord
 from effvit_deploy.bench.store import ResultStore, load_results
@@ -93,7 +94,8 @@ def test_sweep_on_emulated_855_with_python_runner(adb_phone_factory: Callable[..
 
 def test_drop_mid_sweep_then_rerun_resumes_without_loss_or_duplicates(
         adb_phone_factory: Callable[..., AdbEmulator], tiny_artifact: Callable[[str], dict[str, Any]],
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(adb, "RECONNECT_TIMEOUT_S", 5.0)  # the phone stays away: do not wait the full default
     phone = adb_phone_factory("sm8150", python3=True)
     entry = tiny_artifact("tflite")
     store = ResultStore(tmp_path / "r.jsonl")
@@ -117,15 +119,20 @@ def test_drop_mid_sweep_then_rerun_resumes_without_loss_or_duplicates(
     assert len(ok) == 4 and len({r.key for r in ok}) == 4 and {r.threads for r in ok} == {1, 2, 3, 4}
 
 
-def test_drop_with_automatic_reconnect_continues(adb_phone_factory: Callable[..., AdbEmulator],
-                                                 tiny_artifact: Callable[[str], dict[str, Any]],
-                                                 tmp_path: Path) -> None:
+def test_drop_with_active_reconnect_measures_the_configuration_again(
+        adb_phone_factory: Callable[..., AdbEmulator], tiny_artifact: Callable[[str], dict[str, Any]],
+        tmp_path: Path) -> None:
     phone = adb_phone_factory("sm8150", python3=True)
     store = ResultStore(tmp_path / "r.jsonl")
+    started = time.monotonic()
     summary = measure(open_devices([f"adb:{phone.serial}"]), sweep(configs(threads=(1, 2, 3))), store,
                       tiny_artifact("tflite"), before_run=lambda: phone.drop_after(14))
-    assert (summary.measured, summary.failed, summary.device_errors) == (2, 1, {})
-    assert [r.ok for r in store.records()] == [True, False, True]
+    assert (summary.measured, summary.failed, summary.device_errors) == (3, 0, {})
+    recs = list(store.records())
+    assert [r.ok for r in recs] == [True, True, True] and [r.threads for r in recs] == [1, 2, 3]
+    assert [r.extra.get("faults_survived") for r in recs] == [None, ["disconnect"], None]
+    # adb disconnect + connect, not the adb server's own ~10 s retry
+    assert time.monotonic() - started < 25
 
 
 def test_runner_failure_and_garbage_output_are_error_records(adb_phone_factory: Callable[..., AdbEmulator],

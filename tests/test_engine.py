@@ -252,14 +252,25 @@ def test_throttle_flag_from_temperatures(tmp_path: Path, artifacts: dict[str, Pa
     assert [r.throttled for r in store.records()] == [True, False, False]
 
 
-def test_disconnect_records_error_reconnects_and_goes_on(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+def test_disconnect_reconnects_and_measures_the_configuration_again(tmp_path: Path,
+                                                                    artifacts: dict[str, Path]) -> None:
     dev = FakeDevice(outputs=[DeviceDisconnected("device fake disconnected during `python3`: closed")])
     store = ResultStore(tmp_path / "r.jsonl")
     summary = run([dev], make_spec(CONFIGS), store, artifacts)
-    assert (summary.measured, summary.failed, summary.device_errors) == (2, 1, {})
-    lost = next(iter(store.records()))
-    assert lost.extra["disconnected"] and "disconnected" in lost.error
-    assert ("reconnect", None) in dev.calls
+    assert (summary.measured, summary.failed, summary.device_errors) == (3, 0, {})
+    first = next(iter(store.records()))
+    assert first.ok and first.extra["faults_survived"] == ["disconnect"] and "disconnected" not in first.extra
+    assert [c for c, _ in dev.calls].count("reconnect") == 1 and [c for c, _ in dev.calls].count("run") == 4
+
+
+def test_repairable_faults_are_bounded(tmp_path: Path, artifacts: dict[str, Path]) -> None:
+    killed = RunOutput(137, "", "Killed", 0.0)
+    dev = FakeDevice(outputs=[killed] * engine.MAX_ATTEMPTS)
+    store = ResultStore(tmp_path / "r.jsonl")
+    summary = run([dev], make_spec(CONFIGS[:1]), store, artifacts)
+    [rec] = store.records()
+    assert summary.failed == 1 and "exited with 137" in (rec.error or "")
+    assert rec.extra["faults_survived"] == ["runner killed"] * (engine.MAX_ATTEMPTS - 1)
 
 
 def test_device_gone_for_good_stops_only_that_worker(tmp_path: Path, artifacts: dict[str, Path]) -> None:

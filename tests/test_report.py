@@ -169,7 +169,7 @@ def test_markdown_is_a_valid_table_with_error_footnote(records: list[BenchRecord
     assert f"{31.0 / 20.0:.2f}×" in md
     assert "| error |" in md
     assert "1 error cell:" in md
-    assert "RunnerOutputError: cannot parse | output" in md  # footnote quotes the message
+    assert "RunnerOutputError: cannot parse \\| output" in md  # footnote quotes the message (escaped)
     assert "–" in md
 
 

@@ -35,9 +35,14 @@ log = logging.getLogger(__name__)
 
 ADB_MISSING = "adb client not found: install Debian package adb (apt-get install adb) or put adb on PATH"
 DEVICE_TMP = "/data/local/tmp"
-# adb client messages that mean the transport went away under us (adb 29 `error: closed`, newer `protocol fault`).
+# The only folder the harness writes on a device: even the shell wrapper's stderr file lives in it.
+SCRATCH = f"{DEVICE_TMP}/effvit/tmp"
+# adb client messages that mean the transport went away under us (adb 29 `error: closed`, newer `protocol fault`,
+# a push cut mid-file: `couldn't read from device`, `failed to read copy response`).
 _GONE = re.compile(r"device offline|device '.*' not found|device not found|no devices|closed|connection reset|"
-                   r"broken pipe|protocol fault|device still connecting|transport", re.IGNORECASE)
+                   r"broken pipe|protocol fault|device still connecting|transport|couldn't read from device|"
+                   r"failed to read copy response|connection refused", re.IGNORECASE)
+RECONNECT_TIMEOUT_S = 30.0
 _HOST_PORT = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):\d{1,5}")
 _TRANSIENT = {"offline", "connecting", "authorizing"}
 
@@ -131,11 +136,12 @@ class AdbDevice:
     """
 
     def __init__(self, serial: str, *, adb: str | None = None, env: Mapping[str, str] | None = None,
-                 timeout: float = 120.0) -> None:
+                 timeout: float = 120.0, scratch: str = SCRATCH) -> None:
         self.serial = serial
         self.adb = find_adb(adb)
         self.env = env
         self.timeout = timeout
+        self.scratch = scratch  # device folder for the shell wrapper's stderr files
 
     def __repr__(self) -> str:
         return f"AdbDevice({self.serial!r})"
@@ -182,8 +188,55 @@ class AdbDevice:
         if (problem := _state_problem(self.serial, state)) is not None:
             raise DeviceError(problem)
 
-    def _adb_connect(self) -> str:
-        proc = _run(self.adb, ["connect", self.serial], timeout=30.0, env=self.env, what=f"adb connect {self.serial}")
+    @property
+    def is_tcp(self) -> bool:
+        """A network device (HOST:PORT, reached by `adb connect`) rather than USB."""
+        return _HOST_PORT.fullmatch(self.serial) is not None
+
+    def reconnect(self, *, timeout: float | None = None) -> None:
+        """Get a dropped device back actively, within `timeout` seconds.
+
+        Waiting is not enough: the adb server re-establishes a dropped TCP device on its own only after ~10 s,
+        while `adb disconnect` + `adb connect` takes milliseconds once the phone answers again. USB devices get
+        `adb reconnect` (the host side re-enumerates the transport) and then `wait-for-device`.
+
+        Args:
+            timeout: seconds (default RECONNECT_TIMEOUT_S: long enough for a phone's Wi-Fi to come back).
+        Raises:
+            DeviceError: still not in state "device" when the time is up (the message says the last state).
+        """
+        timeout = RECONNECT_TIMEOUT_S if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        pause, state = 0.2, None
+        while True:
+            left = max(deadline - time.monotonic(), 0.5)
+            try:
+                if self.is_tcp:
+                    _run(self.adb, ["disconnect", self.serial], timeout=min(left, 10.0), env=self.env,
+                         what="adb disconnect")
+                    self._adb_connect(timeout=min(left, 10.0))
+                else:
+                    _run(self.adb, ["-s", self.serial, "reconnect"], timeout=min(left, 10.0), env=self.env,
+                         what="adb reconnect")
+                    _run(self.adb, ["-s", self.serial, "wait-for-device"], timeout=min(left, 10.0), env=self.env,
+                         what="adb wait-for-device")
+            except DeviceTimeout:
+                pass  # the loop's own deadline decides
+            settle = time.monotonic() + min(2.0, left)
+            while (state := self.state()) in _TRANSIENT and time.monotonic() < settle:
+                time.sleep(0.1)
+            if state == "device":
+                log.info("%s: reconnected", self.serial)
+                return
+            if time.monotonic() + pause >= deadline:
+                raise DeviceError(f"adb device {self.serial} did not come back within {timeout:g}s (now "
+                                  f"{state or 'not listed'}); reconnect it (cable / `adb connect`) and re-run")
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    def _adb_connect(self, timeout: float = 30.0) -> str:
+        proc = _run(self.adb, ["connect", self.serial], timeout=timeout, env=self.env,
+                    what=f"adb connect {self.serial}")
         msg = (proc.stdout + proc.stderr).decode(errors="replace").strip()
         log.info("adb connect %s: %s", self.serial, msg)
         return msg.splitlines()[0] if msg else ""
@@ -218,12 +271,14 @@ class AdbDevice:
         command = " ".join(shlex.quote(str(a)) for a in args)
         nonce = secrets.token_hex(8)
         marker = f"__EFFVIT_RC_{nonce}=".encode()
-        err = f"{DEVICE_TMP}/.effvit_stderr_{nonce}"
+        err = f"{self.scratch}/.stderr_{nonce}"
         # The marker is printed in two pieces so it never appears verbatim in the command line (e.g. in `ps` output).
-        script = (f"e={err}; if (: >\"$e\") 2>/dev/null; then ({command}) 2>\"$e\"; r=$?; "
+        # The stderr file goes to our own folder (created on the way), never loose in /data/local/tmp.
+        script = (f"e={shlex.quote(err)}; mkdir -p {shlex.quote(self.scratch)} 2>/dev/null; "
+                  f"if (: >\"$e\") 2>/dev/null; then ({command}) 2>\"$e\"; r=$?; "
                   f"else e=; ({command}) 2>&1; r=$?; fi; "
                   f"printf '%s%s%d\\n' __EFFVIT_RC_ {nonce}= \"$r\"; "
-                  "if [ -n \"$e\" ]; then cat \"$e\"; rm -f \"$e\"; fi")
+                  "if [ -n \"$e\" ]; then cat \"$e\" 2>/dev/null; rm -f \"$e\"; fi")
         what = f"`{_short(command)}`"
         proc = _run(self.adb, ["-s", self.serial, "shell", script], timeout=timeout, env=self.env, what=what)
         out = proc.stdout
@@ -264,7 +319,21 @@ class AdbDevice:
         proc = _run(self.adb, ["-s", self.serial, "push", str(local), remote],
                     timeout=self.timeout if timeout is None else timeout, env=self.env, what=what)
         if proc.returncode != 0:
-            raise self._failure(what, (proc.stderr + proc.stdout).decode(errors="replace"))
+            raise self._transfer_failure(what, (proc.stderr + proc.stdout).decode(errors="replace"))
+
+    def _transfer_failure(self, what: str, output: str) -> DeviceError:
+        """A failed push/pull is a disconnect when the device is no longer online, whatever adb printed."""
+        failure = self._failure(what, output)
+        if isinstance(failure, DeviceDisconnected):
+            return failure
+        try:
+            state = self.state()
+        except DeviceError:
+            state = None
+        if state != "device":
+            return DeviceDisconnected(f"device {self.serial} disconnected during {what}: {_one_line(output)} "
+                                      f"(device now {state or 'not listed'})")
+        return failure
 
     def pull(self, remote: str, local: Path | str, *, timeout: float | None = None) -> Path:
         """Copy a device file to `local` atomically (pulled to a temp file next to it, then renamed).
@@ -280,7 +349,7 @@ class AdbDevice:
             proc = _run(self.adb, ["-s", self.serial, "pull", remote, str(tmp)],
                         timeout=self.timeout if timeout is None else timeout, env=self.env, what=what)
             if proc.returncode != 0 or not tmp.is_file():
-                raise self._failure(what, (proc.stderr + proc.stdout).decode(errors="replace"))
+                raise self._transfer_failure(what, (proc.stderr + proc.stdout).decode(errors="replace"))
             os.replace(tmp, local)
         finally:
             tmp.unlink(missing_ok=True)

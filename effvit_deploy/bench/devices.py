@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -29,15 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeviceError, InvalidInputError
+from ..fileio import owned_temp_dir
 from . import python_runner
-from .adb import AdbDevice, DeviceDisconnected, DeviceTimeout
+from .adb import DEVICE_TMP, AdbDevice, DeviceDisconnected, DeviceTimeout
 from .device_facts import LocalShell, big_core_mask, mask_cpus, read_cur_freqs, read_device_facts, read_thermal
+from .device_lock import DeviceLock, identity
 from .native import NativeRunner, wrap
 
 log = logging.getLogger(__name__)
 
 DEVICE_ROOT = "/data/local/tmp/effvit"
 PYTHON_RUNNER_FILE = Path(python_runner.__file__)
+# serial number property (empty on a Linux host: hostname instead), then the kernel's boot id
+_IDENTITY_SCRIPT = ("(getprop ro.serialno 2>/dev/null | grep . || hostname 2>/dev/null || echo); "
+                    "cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo")
 # One python3 call answers which runtimes are installed (find_spec: no heavy import such as torch for ExecuTorch).
 _RUNTIME_CHECK = (
     "import importlib.util as u, json, platform\n"
@@ -81,6 +86,8 @@ class Device(ABC):
     def __init__(self) -> None:
         self._facts: dict[str, Any] | None = None
         self._python: PythonInfo | None = None
+        self._identity: str | None = None
+        self._lock: DeviceLock | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"
@@ -94,6 +101,55 @@ class Device(ABC):
         """Try to get the device back after a disconnect (raises DeviceError when it stays away)."""
         return None  # nothing to reconnect for this machine
 
+    # --- one harness per device (see device_lock.py) ------------------------------------------------------------
+    def identity(self) -> str:
+        """What the device is, the same however it is addressed (here: kind and serial; phones and this machine
+        ask the device itself, see `_read_identity`)."""
+        if self._identity is None:
+            self._identity = self._read_identity()
+        return self._identity
+
+    def _read_identity(self) -> str:
+        return identity(None, None, f"{self.kind}:{self.serial}")
+
+    def _identity_from_shell(self) -> str:
+        """Serial number property (hostname on Linux) and kernel boot id, in one shell call."""
+        rc, out, _ = self._shell().shell(["sh", "-c", _IDENTITY_SCRIPT], timeout=30)
+        lines = (str(out).splitlines() + ["", ""])[:2] if rc == 0 else ["", ""]
+        return identity(lines[0], lines[1], f"{self.kind}:{self.serial}")
+
+    def lock(self) -> bool:
+        """Hold this device for this process (released by `unlock` or when the process ends, even by kill -9).
+
+        Returns:
+            True when this call took the lock, False when this object already held it.
+        Raises:
+            DeviceError: another harness holds it.
+        """
+        if self._lock is not None and self._lock.held:
+            return False
+        lock = DeviceLock(self.identity(), self.spec)
+        lock.acquire()
+        self._lock = lock
+        self.clean_stale()
+        return True
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def clean_stale(self) -> None:
+        """Remove what a dead run left on the device (called with the lock held: nobody else is using it)."""
+        return None
+
+    def mem_available(self) -> int | None:
+        """MemAvailable of /proc/meminfo in bytes (None when the device does not say)."""
+        rc, out, _ = self._shell().shell(["cat", "/proc/meminfo"], timeout=30)
+        for line in str(out).splitlines() if rc == 0 else []:
+            if line.startswith("MemAvailable:") and (parts := line.split())[1:2] and parts[1].isdigit():
+                return int(parts[1]) * 1024
+        return None
+
     @abstractmethod
     def _shell(self) -> Any:
         """Object with `shell(args, timeout=...)` for the device_facts readers."""
@@ -102,7 +158,8 @@ class Device(ABC):
         """Model, SoC, Android version, ABI, CPU clusters, governor (read once, then cached)."""
         if self._facts is None:
             facts = read_device_facts(self._shell())
-            facts.update(kind=self.kind, spec=self.spec, serial=self.serial)
+            # identity: what the device is (serial number property + boot id), recorded with every measurement
+            facts.update(kind=self.kind, spec=self.spec, serial=self.serial, identity=self.identity())
             self._facts = self._adjust_facts(facts)
         return self._facts
 
@@ -142,6 +199,14 @@ class Device(ABC):
     @abstractmethod
     def prepare(self, artifact: Path, sha256: str, name: str) -> str:
         """Make the artifact available on the device; returns its path there."""
+
+    def artifact_path(self, sha256: str, name: str) -> str:
+        """Where `prepare` puts an artifact on the device."""
+        return f"{DEVICE_ROOT}/models/{sha256[:16]}-{name}"
+
+    def free_space(self, keep: list[str]) -> None:
+        """Storage full: remove what the harness may remove, except `keep` (nothing to remove on this machine)."""
+        return None
 
     @abstractmethod
     def prepare_python_runner(self) -> str:
@@ -240,6 +305,9 @@ class LocalDevice(Device):
     def _shell(self) -> LocalShell:
         return self._shell_obj
 
+    def _read_identity(self) -> str:
+        return self._identity_from_shell()
+
     def _adjust_facts(self, facts: dict[str, Any]) -> dict[str, Any]:
         # A container or cgroup may allow only some of the CPUs the kernel lists: never pin outside them.
         allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -308,10 +376,30 @@ class AdbPhone(Device):
         if self._adb is None:
             self._adb = AdbDevice.connect(self.serial)
 
+    def _read_identity(self) -> str:
+        return self._identity_from_shell()
+
     def reconnect(self) -> None:
         self._ready.clear()  # the device may have been wiped or replaced while away
         self._made_dirs = False
-        self.adb.ensure_ready(settle=10.0)
+        self.adb.reconnect()
+
+    def clean_stale(self) -> None:
+        # result files and shell stderr files of a run that died before removing them; older versions also left
+        # their stderr files directly in /data/local/tmp (this command's own stderr file goes too: the wrapper
+        # tolerates that, and nothing is lost but this command's stderr)
+        self.adb.shell(["sh", "-c", f"rm -rf {DEVICE_ROOT}/results/* {DEVICE_ROOT}/tmp/.stderr_* "
+                        f"{DEVICE_TMP}/.effvit_stderr_* 2>/dev/null; true"])
+
+    def free_space(self, keep: list[str]) -> None:
+        """Storage full: remove every model file except `keep` (device paths), so the next push may fit."""
+        keep_names = {posixpath.basename(k) for k in keep}
+        rc, out, _ = self.adb.shell(["ls", "-1", f"{DEVICE_ROOT}/models"])  # one name per line: names may hold spaces
+        stale = [f"{DEVICE_ROOT}/models/{n}" for n in str(out).splitlines() if rc == 0 and n and n not in keep_names]
+        if stale:
+            self.adb.shell(["rm", "-f", *stale])
+        self._ready = {r for r in self._ready if r not in stale}
+        log.info("%s: storage full, removed %d old model file(s)", self.spec, len(stale))
 
     def _shell(self) -> AdbDevice:
         return self.adb
@@ -336,7 +424,7 @@ class AdbPhone(Device):
         return remote
 
     def prepare(self, artifact: Path, sha256: str, name: str) -> str:
-        return self._push(Path(artifact), f"{DEVICE_ROOT}/models/{sha256[:16]}-{name}")
+        return self._push(Path(artifact), self.artifact_path(sha256, name))
 
     def prepare_python_runner(self) -> str:
         return self._push(PYTHON_RUNNER_FILE, f"{DEVICE_ROOT}/python_runner.py")
@@ -365,7 +453,7 @@ class AdbPhone(Device):
         out = self.run(argv, timeout=timeout, mask=mask)
         if out.returncode != 0:
             return out
-        with tempfile.TemporaryDirectory(prefix="effvit-pull-") as tmp:
+        with owned_temp_dir("pull") as tmp:  # named by our pid: a killed run's folder is removed by the next one
             try:
                 local = self.adb.pull(remote, Path(tmp) / "result.json")
             except DeviceDisconnected:
@@ -401,11 +489,15 @@ def parse_device_spec(spec: str) -> Device:
                             "(`effvit-bench devices` lists the adb serials)")
 
 
-def open_devices(specs: list[str]) -> list[Device]:
+def open_devices(specs: list[str], *, lock: bool = False) -> list[Device]:
     """Parse and open every device; fails on the first one that is unknown, offline or unauthorized.
 
+    With `lock`, each device is also held for this process (one harness per device, see device_lock.py) and what
+    a dead run left on it is removed; without, `engine.run_sweep` takes the locks for the time it measures.
+
     Raises:
-        InvalidInputError: a bad or repeated spec. DeviceError / MissingDependencyError: a device is not usable.
+        InvalidInputError: a bad or repeated spec, or one device named twice by different addresses.
+        DeviceError / MissingDependencyError: a device is not usable, or another harness is using it.
     """
     if not specs:
         raise InvalidInputError("no device given: pass --device local or --device adb:SERIAL")
@@ -417,6 +509,19 @@ def open_devices(specs: list[str]) -> list[Device]:
         seen.add((dev.kind, dev.serial))
     for dev in devices:
         dev.open()
+    by_identity: dict[str, Device] = {}
+    for dev in devices:
+        if (first := by_identity.setdefault(dev.identity(), dev)) is not dev:
+            raise InvalidInputError(f"{first.spec} and {dev.spec} are the same device ({dev.identity()}); "
+                                    "give it once")
+    if lock:
+        try:
+            for dev in devices:
+                dev.lock()
+        except BaseException:
+            for dev in devices:
+                dev.unlock()
+            raise
     return devices
 
 

@@ -13,15 +13,20 @@ Method, per device (one worker thread each; devices run in parallel):
   output, timeout, failed export) is a record with `error` and the stderr tail, and the sweep goes on.
 Exports happen before any measurement, so converting models never competes with a measurement on this machine.
 
-A device that disconnects gets an error record for the configuration in flight, then one reconnection attempt; if
-it stays away, or a device operation fails for a reason a retry cannot fix (storage full), that device's worker
-stops and `SweepSummary.device_errors` says why (the CLI prints it and exits 2). Records written so far are kept,
-and a re-run resumes.
+Faults the harness can repair are repaired and the configuration in flight is measured again (at most
+MAX_ATTEMPTS tries; the record lists them in `extra["faults_survived"]`): a disconnect (active reconnect, bounded in
+time), storage full (old model files removed from the device) and a runner killed by a signal. If the device stays
+away, or a device operation fails for a reason a retry cannot fix, the configuration gets an error record, that
+device's worker stops and `SweepSummary.device_errors` says why (the CLI prints it and exits 2). Records written so
+far are kept, and a re-run resumes. Before each measurement the results file is re-read from where it was last
+read, so a configuration another process finished meanwhile is skipped; `run_sweep` holds every device's lock
+(device_lock.py) while it measures.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import logging
 import threading
 import time
@@ -49,6 +54,9 @@ from .sweep import Configuration, SweepSpec
 log = logging.getLogger(__name__)
 
 RUNNER_MODES = ("auto", "python", "native", "app")
+MAX_ATTEMPTS = 3  # per configuration: the first try plus two after repaired faults (reconnect, space, killed runner)
+_KILLED = (137, -9, 128 + 15, -15)  # SIGKILL / SIGTERM as seen through a shell (128+n) or by Popen (-n)
+_STORAGE_FULL = "No space left"
 STDERR_TAIL_CHARS = 2000
 DEFAULT_TIMEOUT_S = 3600.0
 # Manifest fields copied into every record (the report needs params/MACs/size; the rest traces the artifact).
@@ -84,20 +92,34 @@ Exporter = Callable[[Configuration, Path], dict[str, Any]]
 Checker = Callable[[Configuration, Path], None]
 
 
-def library_exporter(config: Configuration, export_dir: Path) -> dict[str, Any]:
+def library_exporter(config: Configuration, export_dir: Path, *, max_memory: int | None = None) -> dict[str, Any]:
     """Export through `effvit_deploy.export.export` (cached there: an identical artifact is not converted again)."""
     from ..export import export  # imported lazily: it pulls in torch and the converters
 
     return export(config.model, config.target, config.resolution, config.precision, export_dir,
-                  optimize=config.optimize, nhwc=config.nhwc)
+                  optimize=config.optimize, nhwc=config.nhwc, max_memory=max_memory)
 
 
-def library_checker(config: Configuration, export_dir: Path) -> None:
-    """Validate an export request without converting (unknown model, missing runtime package, unwritable folder)."""
+def library_checker(config: Configuration, export_dir: Path, *, max_memory: int | None = None) -> None:
+    """Validate an export request without converting (unknown model, missing runtime package, unwritable folder,
+    an estimated peak memory above `max_memory` or this machine's available memory)."""
     from ..export import check_request
 
     check_request(config.model, config.target, config.resolution, config.precision, export_dir,
-                  optimize=config.optimize, nhwc=config.nhwc)
+                  optimize=config.optimize, nhwc=config.nhwc, max_memory=max_memory)
+
+
+def check_exports(configs: Sequence[Configuration], export_dir: Path, *, max_memory: int | None = None) -> None:
+    """Validate every distinct export request (bad input, missing runtime, memory guard) without converting.
+
+    Raises:
+        EffvitError: the first bad request, as one line.
+    """
+    checker: Checker = library_checker
+    if max_memory is not None:
+        checker = functools.partial(library_checker, max_memory=max_memory)
+    for config in {c.artifact_key: c for c in configs}.values():
+        checker(config, export_dir)
 
 
 def artifact_from_manifest(entry: dict[str, Any], folder: Path | None = None) -> Artifact:
@@ -116,8 +138,8 @@ def artifact_from_manifest(entry: dict[str, Any], folder: Path | None = None) ->
 
 
 def export_artifacts(configs: Sequence[Configuration], export_dir: Path, *, exporter: Exporter | None = None,
-                     checker: Checker | None = None,
-                     progress: Callable[[ProgressEvent], None] | None = None) -> tuple[ArtifactMap, float]:
+                     checker: Checker | None = None, progress: Callable[[ProgressEvent], None] | None = None,
+                     max_memory: int | None = None) -> tuple[ArtifactMap, float]:
     """Export every distinct artifact the configurations need (one call per artifact, cached by the exporter).
 
     Every request is checked first (`checker`), so bad input fails before the first conversion. Then a conversion
@@ -131,6 +153,9 @@ def export_artifacts(configs: Sequence[Configuration], export_dir: Path, *, expo
     """
     if exporter is None:
         exporter, checker = library_exporter, checker or library_checker
+        if max_memory is not None:  # the override reaches the library's own memory guard
+            exporter = functools.partial(exporter, max_memory=max_memory)
+            checker = functools.partial(checker, max_memory=max_memory)
     first: dict[tuple[Any, ...], Configuration] = {}
     for c in configs:
         first.setdefault(c.artifact_key, c)
@@ -169,6 +194,7 @@ class RunOptions:
     apk: Path | None = None  # --runner app/auto: the APK (default: the one `make android-app` builds)
     rerun: bool = False
     timeout_s: float = DEFAULT_TIMEOUT_S
+    max_memory: int | None = None  # bytes a measurement may use; None: the device's MemAvailable
 
     @classmethod
     def from_sweep(cls, spec: SweepSpec, **kwargs: Any) -> RunOptions:
@@ -332,7 +358,52 @@ def run_sweep(plans: Sequence[DevicePlan], artifacts: ArtifactMap, store: Result
     summary = SweepSummary()
     lock = threading.Lock()
     stop = stop or threading.Event()
-    done = store.done_keys() if not options.rerun else set()
+    taken = _lock_devices(plans)  # one harness per device; the CLI already holds them (taken before exporting)
+    try:
+        done = _DoneKeys(store, enabled=not options.rerun)
+        return _run_workers(plans, artifacts, store, options, done, summary, lock, progress, stop)
+    finally:
+        for device in taken:
+            device.unlock()
+
+
+def _lock_devices(plans: Sequence[DevicePlan]) -> list[Device]:
+    """Lock every planned device; returns those locked here (to release afterwards). All or none."""
+    taken: list[Device] = []
+    try:
+        for plan in plans:
+            if plan.device.lock():
+                taken.append(plan.device)
+    except BaseException:
+        for device in taken:
+            device.unlock()
+        raise
+    return taken
+
+
+class _DoneKeys:
+    """Keys already measured successfully: the results file at the start, plus what any process appended since."""
+
+    def __init__(self, store: ResultStore, *, enabled: bool) -> None:
+        self.store, self.enabled = store, enabled
+        self.keys: set[str] = set()
+        self._offset = 0
+        self._lock = threading.Lock()
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.enabled:
+            with self._lock:
+                new, self._offset = self.store.done_keys_after(self._offset)
+                self.keys |= new
+
+    def __contains__(self, key: object) -> bool:
+        return self.enabled and key in self.keys
+
+
+def _run_workers(plans: Sequence[DevicePlan], artifacts: ArtifactMap, store: ResultStore, options: RunOptions,
+                 done: _DoneKeys, summary: SweepSummary, lock: threading.Lock, progress: Progress | None,
+                 stop: threading.Event) -> SweepSummary:
     started = time.perf_counter()
     workers = [threading.Thread(target=_Worker(plan, artifacts, store, options, done, summary, lock, progress,
                                                stop).run, name=f"bench-{plan.device.spec}", daemon=True)
@@ -354,7 +425,7 @@ class _Worker:
     """Runs one device's configurations in order."""
 
     def __init__(self, plan: DevicePlan, artifacts: ArtifactMap, store: ResultStore, options: RunOptions,
-                 done: set[str], summary: SweepSummary, lock: threading.Lock, progress: Progress | None,
+                 done: _DoneKeys, summary: SweepSummary, lock: threading.Lock, progress: Progress | None,
                  stop: threading.Event) -> None:
         self.plan, self.artifacts, self.store, self.options = plan, artifacts, store, options
         self.done, self.summary, self.lock, self.stop = done, summary, lock, stop
@@ -369,6 +440,8 @@ class _Worker:
                 if self.stop.is_set():
                     break
                 key = self._key(config)
+                if key is not None:
+                    self.done.refresh()  # another sweep writing this file may have measured it meanwhile
                 if key is not None and key in self.done:
                     with self.lock:
                         self.summary.skipped += 1
@@ -379,7 +452,11 @@ class _Worker:
                 self.progress(ProgressEvent("start", self.device.spec, config.label, i, total))
                 record = self._measure(config)
                 measured_before = True
-                self._keep(record)
+                try:
+                    self._keep(record)
+                except OSError as exc:  # the results file became unwritable mid-sweep (checked before it began)
+                    raise _Stop(f"cannot append to {self.store.path} ({exc.strerror or exc}); this measurement "
+                                "was not kept") from None
                 self.progress(ProgressEvent("done", self.device.spec, config.label, i + 1, total, record))
                 if record.extra.get("fatal"):
                     raise _Stop(record.error or "device error")
@@ -387,6 +464,7 @@ class _Worker:
             with self.lock:
                 self.summary.device_errors[self.device.spec] = str(exc)
             self.progress(ProgressEvent("device-error", self.device.spec, str(exc), 0, total))
+
         except Exception as exc:  # noqa: BLE001 - a bug or an unexpected device failure must not kill other workers
             log.exception("worker for %s failed", self.device.spec)
             with self.lock:
@@ -427,6 +505,7 @@ class _Worker:
             versions={"effvit_deploy": __version__}, extra=extra)
 
     def _measure(self, config: Configuration) -> BenchRecord:
+        """One configuration, attempted again after a fault the harness can repair (see `_attempt`)."""
         artifact = self.artifacts.get(config.artifact_key)
         rec = self._base_record(config, artifact)
         rec.started_at = _now()
@@ -434,7 +513,30 @@ class _Worker:
             rec.error = artifact.error if isinstance(artifact, ExportFailure) else "no artifact was exported"
             rec.finished_at = _now()
             return rec
+        survived: list[str] = []
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if attempt > 1:  # a fresh record: nothing of the faulted attempt may leak into the measurement
+                rec = self._base_record(config, artifact)
+                rec.started_at = _now()
+            fault = self._attempt(rec, config, artifact, last=attempt == MAX_ATTEMPTS)
+            if fault is None:
+                break
+            survived.append(fault)
+            log.info("%s: %s during %s; measuring it again", self.device.spec, fault, config.label)
+        if survived:
+            rec.extra["faults_survived"] = survived  # the record is from the last, clean attempt
+        rec.finished_at = _now()
+        return rec
+
+    def _attempt(self, rec: BenchRecord, config: Configuration, artifact: Artifact, *, last: bool) -> str | None:
+        """Measure into `rec`; return the fault repaired when the configuration should be measured again.
+
+        Repaired: a disconnect (active reconnect), storage full (old model files removed) and a runner killed by a
+        signal (Android's low-memory killer, a crash of the shell around it). Not repaired: a timeout (the device is
+        alive but too slow) and errors the next attempt would repeat. On the last attempt nothing is repaired.
+        """
         try:
+            self._check_memory(config, artifact)
             self._measure_into(rec, config, artifact)
         except DeviceDisconnected as exc:
             rec.error = _one_line(str(exc))
@@ -444,15 +546,48 @@ class _Worker:
             except EffvitError as again:
                 rec.extra["fatal"] = True
                 rec.error = f"{rec.error} (reconnect failed: {_one_line(str(again))})"
+                return None
+            return None if last else "disconnect"
         except DeviceTimeout as exc:
             rec.error = _one_line(str(exc))
-        except DeviceError as exc:  # storage full, device went into a bad state: retrying here will not help
+        except DeviceError as exc:  # storage full, device went into a bad state: retrying as is will not help
             rec.error = _one_line(str(exc))
+            if _STORAGE_FULL in str(exc) and not last:
+                try:
+                    self.device.free_space([self.device.artifact_path(artifact.sha256,
+                                                                      artifact.device_name(config))])
+                    return "storage full"
+                except EffvitError as again:
+                    rec.error = f"{rec.error} (freeing space failed: {_one_line(str(again))})"
             rec.extra["fatal"] = True
         except EffvitError as exc:
             rec.error = _one_line(str(exc))
-        rec.finished_at = _now()
-        return rec
+        if not last and rec.extra.get("runner_exit") in _KILLED:
+            return "runner killed"
+        return None
+
+    def _check_memory(self, config: Configuration, artifact: Artifact) -> None:
+        """Refuse before pushing when the runtime's estimated peak exceeds the device's MemAvailable.
+
+        Phones only: on this machine the export's own guard already checked a larger need (the export verifies
+        the artifact in the same runtime).
+        """
+        from .. import memory_guard
+
+        if self.device.kind != "adb":
+            return
+        need = memory_guard.runtime_estimate(config.model, config.resolution, config.target,
+                                             artifact.path.stat().st_size)
+        if need is None:
+            return
+        limit = self.options.max_memory
+        what = "--max-memory"
+        if limit is None:
+            limit, what = self.device.mem_available(), "MemAvailable"
+        if limit is not None and need > limit:
+            raise InvalidInputError(f"needs ~{memory_guard.human(need)} to run (estimate) but {self.device.spec} "
+                                    f"has {memory_guard.human(limit)} ({what}); use a smaller resolution, free memory "
+                                    "on the device, or raise --max-memory")
 
     def _measure_into(self, rec: BenchRecord, config: Configuration, artifact: Artifact) -> None:
         dev, opts = self.device, self.options
@@ -499,6 +634,7 @@ def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup:
         rec.stderr_tail = _tail(out.stderr)
         return
     if out.returncode != 0:
+        rec.extra["runner_exit"] = out.returncode
         what = "python runner" if choice.native is None else choice.native.binary
         hint = " (runtime not installed there)" if choice.native is None and out.returncode == EXIT_MISSING_RUNTIME \
             else ""

@@ -25,12 +25,14 @@ import csv
 import html
 import io
 import os
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidInputError
 from ..fileio import atomic_write_text
+from ..outputs import check_output_file
 from ..zoo import load_zoo
 from .records import TARGETS, BenchRecord, parse_resolution
 
@@ -319,17 +321,28 @@ def _notes(table: Table) -> list[str]:
 
 
 def _md_escape(text: str) -> str:
+    """Our own cell markup (numbers, <sub>): only table-breaking characters are neutralised."""
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~!])")
+
+
+def _md_text(text: object) -> str:
+    """Text from records and devices (names, serials, facts, errors) shown literally: a device can name itself
+    `**x** <img src=...>`, and Markdown would render that (the HTML report escapes the same strings)."""
+    one_line = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(one_line, quote=False))
 
 
 def to_markdown(tables: Sequence[Table], records: Sequence[BenchRecord] = ()) -> str:
     """GitHub Markdown: a header, the devices, then each table with its footnotes."""
     out = ["# effvit-bench results", ""]
-    out += _summary_lines(records)
+    out += _summary_lines(records, _md_text)
     for table in tables:
         out += [f"## {table.title}", ""]
         header = table.header()
-        out.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
+        out.append("| " + " | ".join(_md_text(h) for h in header) + " |")
         out.append("|" + "|".join([":---", *["---:"] * (len(header) - 1)]) + "|")
         for row in table.rows:
             cells = []
@@ -338,16 +351,17 @@ def to_markdown(tables: Sequence[Table], records: Sequence[BenchRecord] = ()) ->
                 cells.append(f"{main} <sub>{small}</sub>" if small else main)
             if table.has_speedups:
                 cells += [_ratio(v) for v in row.vs_softmax] + [_ratio(v) for v in row.vs_efficientnet]
-            out.append("| " + " | ".join(_md_escape(c) for c in [row.label, *cells]) + " |")
+            out.append("| " + " | ".join([_md_text(row.label), *(_md_escape(c) for c in cells)]) + " |")
         out.append("")
         for note in _notes(table):  # a bullet list, so each note renders on its own line; errors nest under theirs
-            text = note.strip().replace("<", "&lt;")  # error messages may contain <...>, which Markdown reads as HTML
+            text = _md_text(note)  # runner names and error messages come from the device
             out.append(f"  - {text}" if note.startswith("  ") else f"- {text}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
-def _summary_lines(records: Sequence[BenchRecord]) -> list[str]:
+def _summary_lines(records: Sequence[BenchRecord], quote: Callable[[object], str] = str) -> list[str]:
+    """Record count and device list; `quote` makes the device-supplied parts safe for the output format."""
     if not records:
         return ["No records.", ""]
     stamps = sorted(t for r in records for t in (r.started_at, r.finished_at) if t)
@@ -362,7 +376,8 @@ def _summary_lines(records: Sequence[BenchRecord]) -> list[str]:
             continue
         seen.add(rec.device_id)
         facts = _facts_text(rec.device)
-        lines.append(f"- {names[rec.device_id]}: serial {rec.device_serial}" + (f"; {facts}" if facts else ""))
+        lines.append(f"- {quote(names[rec.device_id])}: serial {quote(rec.device_serial)}"
+                     + (f"; {quote(facts)}" if facts else ""))
     return [*lines, ""]
 
 
@@ -548,7 +563,11 @@ def render(records: Iterable[BenchRecord], fmt: str) -> str:
 
 def write_report(records: Iterable[BenchRecord], fmt: str, out_path: str | os.PathLike[str]) -> Path:
     """Render and write atomically (temp file in the same directory, fsync, os.replace). Returns the path."""
+    out = check_output_file(out_path, "--out")
     text = render(records, fmt)
-    out = Path(out_path)
-    atomic_write_text(out, text)
+    try:
+        atomic_write_text(out, text)
+    except OSError as exc:  # checked above; still possible (disk full, a folder swapped in meanwhile)
+        raise InvalidInputError(f"--out {out}: cannot write the report ({exc.strerror or exc}); pass another "
+                                "file") from None
     return out

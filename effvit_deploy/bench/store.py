@@ -85,12 +85,18 @@ class ResultStore:
         """
         if not self.path.exists():
             return
-        with open(self.path, encoding="utf-8", errors="replace") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_SH)  # do not read a line another process is still writing
-            try:
-                lines = f.readlines()
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as f:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH)  # do not read a line another process is still writing
+                try:
+                    lines = f.readlines()
+                finally:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        except OSError as exc:  # unreadable (permissions), a folder named like a results file, …
+            raise InvalidInputError(f"cannot read results file {self.path} ({exc.strerror or exc}); pass a readable "
+                                    ".jsonl written by 'effvit-bench run'") from None
+        torn: list[int] = []
+        good = foreign = 0
         for number, raw in enumerate(lines, start=1):
             text = raw.strip()
             if not text:
@@ -98,12 +104,26 @@ class ResultStore:
             try:
                 data = json.loads(text)
             except json.JSONDecodeError:
-                log.warning("%s:%d: skipping an incomplete line (killed mid-write?): %.60s", self.path, number, text)
+                torn.append(number)
+                foreign += not text.startswith("{")  # a killed writer leaves the start of a record
                 continue
             try:
-                yield BenchRecord.from_dict(data)
+                record = BenchRecord.from_dict(data)
             except InvalidInputError as exc:
+                if not good:
+                    raise InvalidInputError(f"{self.path}:{number}: {exc}: this is not a results file; pass a "
+                                            ".jsonl written by 'effvit-bench run'") from None
                 raise InvalidInputError(f"{self.path}:{number}: {exc}") from None
+            good += 1
+            yield record
+        if not good and (foreign or len(torn) > 1):
+            # nothing readable at all: a wrong file (binary, another format), not a killed writer
+            raise InvalidInputError(f"{self.path} is not a results file: none of its {len(torn)} lines is a JSON "
+                                    "record; pass a .jsonl written by 'effvit-bench run'")
+        if torn:  # one summary line, not one per line (a damaged file can have thousands)
+            where = f"line {torn[0]}" if len(torn) == 1 else f"lines {torn[0]}, …, {torn[-1]}"
+            log.warning("%s: skipped %d incomplete line%s (killed mid-write?): %s", self.path, len(torn),
+                        "s" * (len(torn) > 1), where)
 
     def __iter__(self) -> Iterator[BenchRecord]:
         return self.records()
@@ -111,6 +131,32 @@ class ResultStore:
     def done_keys(self) -> set[str]:
         """Keys of successful records; configurations whose only records are errors are not done."""
         return {rec.key for rec in self.records() if rec.ok}
+
+    def done_keys_after(self, offset: int) -> tuple[set[str], int]:
+        """Keys of successful records in the complete lines from byte `offset` on, and the offset to go on from.
+
+        Cheap enough to call before every measurement: only what was appended since the last call is read, so a
+        configuration another process finished meanwhile (same results file) is not measured a second time.
+        """
+        if not self.path.exists():
+            return set(), offset
+        with open(self.path, "rb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+            try:
+                f.seek(offset)
+                data = f.read()
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        keys = set()
+        for raw in data[:end].splitlines():
+            try:
+                rec = BenchRecord.from_dict(json.loads(raw))
+            except (ValueError, InvalidInputError):
+                continue  # torn or foreign lines are reported by records()
+            if rec.ok:
+                keys.add(rec.key)
+        return keys, offset + end
 
 
 def load_results(paths: Iterable[str | os.PathLike[str]]) -> list[BenchRecord]:

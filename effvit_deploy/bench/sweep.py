@@ -43,6 +43,12 @@ TARGETS = ("tflite", "onnx", "executorch")
 PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_RUNS = 50
 DEFAULT_WARMUP = 10
+# Upper bounds: far above any useful setting, low enough that a typo (an extra 0, a pasted number) is refused at
+# once instead of running into the hour-long per-measurement timeout.
+MAX_RUNS = 10_000
+MAX_WARMUP = 1_000
+MAX_THREADS = 64
+MAX_COOLDOWN_S = 3600.0
 
 _SWEEP_KEYS = {"name", "description", "runs", "warmup", "cooldown_s", "cores"}
 _GROUP_KEYS = {"models", "resolutions", "targets", "precisions", "threads", "optimize", "nhwc"}
@@ -118,9 +124,19 @@ def load_sweep(path: str | Path) -> SweepSpec:
         InvalidInputError: bad TOML, unknown or mistyped key (file:line and key named), or no configuration at all.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InvalidInputError(f"sweep file {path} is a folder, not a file; pass a .toml such as "
+                                "bench/sweeps/quick.toml")
     if not path.is_file():
         raise MissingFileError(f"sweep file {path} does not exist; see bench/sweeps/ for examples")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path}: not a UTF-8 text file (byte {exc.start} is 0x{exc.object[exc.start]:02x}); "
+                                "save the sweep as UTF-8 TOML") from None
+    except OSError as exc:
+        raise InvalidInputError(f"sweep file {path} cannot be read ({exc.strerror or exc}); check its permissions") \
+            from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -273,27 +289,34 @@ def check_precision(value: Any, key: str) -> str:
 
 
 def check_threads(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
-        raise InvalidInputError(f"{key}: threads must be an integer from 1 to 64, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_THREADS:
+        raise InvalidInputError(f"{key}: threads must be an integer from 1 to {MAX_THREADS}, got {value!r}")
     return value
 
 
 def check_runs(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{key}: runs must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RUNS:
+        raise InvalidInputError(f"{key}: runs must be an integer from 1 to {MAX_RUNS}, got {_short(value)}")
     return value
 
 
 def check_warmup(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInputError(f"{key}: warmup must be an integer >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_WARMUP:
+        raise InvalidInputError(f"{key}: warmup must be an integer from 0 to {MAX_WARMUP}, got {_short(value)}")
     return value
 
 
 def check_cooldown(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
-        raise InvalidInputError(f"{key}: cool-down must be a number of seconds from 0 to 3600, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_COOLDOWN_S:
+        raise InvalidInputError(f"{key}: cool-down must be a number of seconds from 0 to {MAX_COOLDOWN_S:g}, "
+                                f"got {_short(value)}")
     return float(value)
+
+
+def _short(value: Any) -> str:
+    """A value for an error line: huge pasted numbers are cut, not printed in full."""
+    text = repr(value)
+    return text if len(text) <= 24 else text[:20] + "…"
 
 
 def check_cores(value: Any, key: str) -> str:

@@ -12,14 +12,17 @@ Exit codes: 0 every measurement succeeded; 1 some measurements failed (they are 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -39,6 +42,8 @@ from ..bench.native import BINARIES
 from ..bench.store import ResultStore, load_results
 from ..bench.sweep import SweepSpec, adhoc_sweep, load_sweep
 from ..errors import InvalidInputError, MissingFileError
+from ..memory_guard import parse_size
+from ..outputs import check_output_file, check_output_folder
 from . import interrupts
 from .common import EXIT_BAD_INPUT, make_app, run_app
 
@@ -116,6 +121,9 @@ def run(
         "bench/results"),
     export_dir: Annotated[Path, typer.Option(help="Where artifacts are exported (and cached).")] = Path("export"),
     rerun: Annotated[bool, typer.Option("--rerun", help="Measure again what the results file already has.")] = False,
+    max_memory: Annotated[str | None, typer.Option(
+        help="Memory an export or a measurement may use, e.g. 8G (default: this machine's available memory for "
+             "exports, the device's MemAvailable for measurements).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pushes and cache decisions.")] = False,
 ) -> None:
     """Export what is missing, measure every configuration on every device, print the latency table."""
@@ -128,10 +136,16 @@ def run(
         raise MissingFileError(f"--runner-dir {runner_dir} is not a folder; give the folder holding the runners")
     if apk is not None and not apk.is_file():
         raise MissingFileError(f"--apk {apk} does not exist; build it with `make android-app` or give the APK's path")
-    options = engine.RunOptions.from_sweep(spec, runner=runner, runner_dir=runner_dir, apk=apk, rerun=rerun)
-    devices = open_devices(device)
+    limit = parse_size(max_memory) if max_memory is not None else None
+    options = engine.RunOptions.from_sweep(spec, runner=runner, runner_dir=runner_dir, apk=apk, rerun=rerun,
+                                           max_memory=limit)
+    # every output location is checked before any device is touched, any export or measurement
+    results = engine.results_path(check_output_folder(out, "--out"), spec.name)
+    check_output_file(results, "--out")
+    check_output_folder(export_dir, "--export-dir")
+    engine.check_exports(spec.configurations, export_dir, max_memory=limit)  # memory guard before any device work
+    devices = open_devices(device, lock=True)  # a second harness on a device stops here, before any export
     plans = engine.plan_sweep(devices, spec, options)
-    results = engine.results_path(out, spec.name)
     n = len(spec.configurations)
     err.print(f"sweep [bold]{spec.name}[/]: {n} configuration{'s' * (n != 1)} × {len(devices)} device"
               f"{'s' * (len(devices) != 1)}, runs={spec.runs} warmup={spec.warmup} cores={spec.cores} "
@@ -139,10 +153,11 @@ def run(
     for plan in plans:
         runners = ", ".join(f"{t}: {c.kind}" + (f" ({c.note})" if c.note else "") for t, c in plan.runners.items())
         masks = ", ".join(f"t{t}={m}" for t, (m, _) in plan.masks.items())
+        # markup=False: device-supplied strings such as a model named "[/]" are text, not rich markup
         err.print(f"  {plan.device.spec}: {_device_line(plan.facts)}; {runners}; masks {masks} "
-                  f"({next(iter(plan.masks.values()))[1]})")
+                  f"({next(iter(plan.masks.values()))[1]})", markup=False, highlight=False)
 
-    with _progress(err) as bar:
+    with _held(devices), _progress(err) as bar:
         export_task = bar.add_task("exporting", total=None, device="export")
 
         def on_export(event: engine.ProgressEvent) -> None:
@@ -150,7 +165,7 @@ def run(
             bar.update(export_task, total=event.total, completed=event.index,
                        description="done" if event.label == "done" else event.label)
 
-        artifacts, _ = engine.export_artifacts(spec.configurations, export_dir, progress=on_export)
+        artifacts, _ = engine.export_artifacts(spec.configurations, export_dir, progress=on_export, max_memory=limit)
         on_progress = _device_progress(bar, plans)
         summary = engine.run_sweep(plans, artifacts, ResultStore(results), options, progress=on_progress)
 
@@ -164,14 +179,24 @@ def run(
               f"(skipped; --rerun measures them again), {summary.seconds:.1f}s")
     for rec in summary.records:
         if not rec.ok:
-            err.print(f"[red]failed[/] {rec.device_serial} {rec.model} {rec.resolution} {rec.target} "
-                      f"t{rec.threads}: {rec.error}", markup=True, highlight=False)
+            err.print("[red]failed[/] " + escape(f"{rec.device_serial} {rec.model} {rec.resolution} {rec.target} "
+                                                 f"t{rec.threads}: {rec.error}"), markup=True, highlight=False)
     if summary.device_errors:
         for spec_name, why in summary.device_errors.items():
             print(f"error: {spec_name}: {why}", file=sys.stderr)
         raise typer.Exit(EXIT_BAD_INPUT)
     if summary.failed:
         raise typer.Exit(EXIT_FAILED_RUNS)
+
+
+@contextlib.contextmanager
+def _held(devices: list[Device]) -> Iterator[None]:
+    """Release the device locks when the sweep ends (the process ending releases them too, however it ends)."""
+    try:
+        yield
+    finally:
+        for dev in devices:
+            dev.unlock()
 
 
 def _stderr_console() -> Console:
@@ -200,7 +225,7 @@ def _device_progress(bar: Progress, plans: list[engine.DevicePlan]) -> engine.Pr
                 "ok" if event.record is not None and event.record.ok else "FAILED")
             bar.update(task, completed=event.index + (event.kind == "skip"), description=f"{event.label}: {status}")
         elif event.kind == "device-error":
-            bar.update(task, description=f"stopped: {event.label}")
+            bar.update(task, description=f"stopped: {escape(event.label)}")  # a device's words, not markup
         elif event.kind == "device-done":
             bar.update(task, completed=event.total)
 
@@ -266,9 +291,9 @@ def devices(
                         f"{android} (SDK {sdk})" if android else "–", str(facts.get("abi") or "?"),
                         _clusters(facts), str(facts.get("governor") or "–"), py, ", ".join(native) or "none"])
     # Devices as columns (like the latency tables): fields stay readable on a narrow terminal.
-    table = Table("", *(spec for _, spec, _ in rows), show_lines=False)
+    table = Table("", *(escape(spec) for _, spec, _ in rows), show_lines=False)
     for i, name in enumerate(fields):
-        table.add_row(name, *(col[i] for col in columns))
+        table.add_row(name, *(escape(col[i]) for col in columns))  # device-supplied text is not rich markup
     console.print(table)
 
 
@@ -281,6 +306,8 @@ def report(
     """Latency tables (phones as columns, speedups over the softmax twin and EfficientNet) from results files."""
     from ..bench import report as report_lib
 
+    if out is not None:
+        check_output_file(out, "--out")
     records = load_results(results)
     if not records:
         raise InvalidInputError(f"no records in {', '.join(map(str, results))}; run `effvit-bench run` first")

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from ..errors import EffvitError
+from . import interrupts
 
 EXIT_BAD_INPUT = 2  # typer/click use 2 for usage errors too
 
@@ -28,6 +29,17 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print("interrupted: finished results are kept", file=sys.stderr)
+        _say_interrupted()
         sys.exit(130)
+    except SystemExit as exc:
+        # typer turns Ctrl-C / SIGTERM (our handler raises KeyboardInterrupt) into a silent exit 130
+        if exc.code == 130:
+            _say_interrupted()
+        raise
+
+
+def _say_interrupted() -> None:
+    if not interrupts.was_announced():
+        interrupts.announced()
+        print("interrupted: finished results are kept", file=sys.stderr, flush=True)
 

@@ -21,9 +21,11 @@ from rich.logging import RichHandler
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .. import memory_guard
 from ..errors import ArtifactError, EffvitError, QuantizationError
 from ..export import api
 from ..export.verify import VerificationError, describe
+from ..fileio import remove_stale_temps
 from . import interrupts
 from .common import make_app, run_app
 
@@ -66,6 +68,9 @@ def export(
     calib: Annotated[Path | None, typer.Option(help="int8: folder of calibration images.")] = None,
     calib_count: Annotated[int | None, typer.Option(help="int8: number of calibration images.")] = None,
     int8_attention: Annotated[str, typer.Option(help="int8: attention in auto, int8 or fp32.")] = "auto",
+    max_memory: Annotated[str | None, typer.Option(
+        help="Memory an export may use, e.g. 8G (default: what this machine has available); exports whose "
+             "estimated peak is larger are refused before any work.")] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log cache decisions; show converter output.")
     ] = False,
@@ -79,7 +84,8 @@ def export(
     if precision != "int8" and (calib is not None or calib_count is not None or int8_attention != "auto"):
         err.print("[yellow]note:[/] --calib/--calib-count/--int8-attention apply to --precision int8 only; ignored")
     # importing the runtimes already prints C++ log lines: validate inside the redirect too
-    with _converter_noise_to_log(enabled=not verbose) as (console_file, log):
+    limit = memory_guard.parse_size(max_memory) if max_memory is not None else None
+    with _converter_noise_to_log(enabled=not verbose, folder=out) as (console_file, log):
         targets = _expand_targets(target)
         requests = [
             api.check_request(
@@ -96,6 +102,7 @@ def export(
                 int8_attention=int8_attention,
                 zoo_dir=zoo,
                 random_weights=random_weights,
+                max_memory=limit,
             )
             for m in model
             for r in resolution or ["224"]
@@ -108,8 +115,10 @@ def export(
     for line in failures:
         print(f"error: {line}", file=sys.stderr)
     if log is not None:
-        if failures:
-            print(f"converter output: {log}", file=sys.stderr)
+        failed = [row["request"] for row in rows if "message" in row]
+        if failed:  # kept where the user looks: beside the (missing) artifact, under a visible name
+            kept = _keep_log(log, failed[0].folder / "export.log")
+            print(f"converter output: {kept}", file=sys.stderr)
         else:
             log.unlink(missing_ok=True)
     if failures:
@@ -141,6 +150,7 @@ def _run_all(requests: list[api.Request], force: bool, err: Console, verbose: bo
                 done = sum("entry" in row for row in rows) + (entry is not None)
                 written = "was written before the interrupt" if entry is not None else "was not written"
                 err.print(f"interrupted: {label} {written}; {done} finished artifact(s) kept")
+                interrupts.announced()
                 raise typer.Exit(130) from None
             except ArtifactError as exc:
                 # conversion, quantization or verification failed for this artifact: nothing written, go on with
@@ -158,22 +168,32 @@ def _run_all(requests: list[api.Request], force: bool, err: Console, verbose: bo
 
 
 @contextlib.contextmanager
-def _converter_noise_to_log(enabled: bool) -> Iterator[tuple[TextIO, Path | None]]:
-    """Send whatever lands on file descriptor 2 during conversion to a temp log; yield a stream to the real stderr.
+def _converter_noise_to_log(enabled: bool, folder: Path) -> Iterator[tuple[TextIO, Path | None]]:
+    """Send whatever lands on file descriptor 2 during conversion to a log; yield a stream to the real stderr.
 
     The converters' C++ logs (absl, XNNPACK, cpuinfo) and library warnings are written straight to fd 2 and would
-    bury the progress display. The log is deleted after a clean run and named when an artifact failed.
+    bury the progress display. The log is a hidden temp file in the output folder (never in /tmp, where nothing
+    would remove it): deleted after a clean run, kept beside the artifact when one failed, and removed by the next
+    run if this one is killed (its name carries our pid, see `fileio.remove_stale_temps`).
     """
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # in-process test runners replace stderr with a buffer
         fd = None
-    if not enabled or fd is None:
+    log_fd = None
+    if enabled and fd is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(folder)
+            log_fd, log_name = tempfile.mkstemp(prefix=f".effvit-export.{os.getpid()}-", suffix=".tmp.log",
+                                                dir=folder)
+        except OSError:
+            log_fd = None  # unwritable output folder: the request check says so in one line, unredirected
+    if log_fd is None or fd is None:
         yield sys.stderr, None
         return
     sys.stderr.flush()
     saved = os.dup(fd)
-    log_fd, log_name = tempfile.mkstemp(prefix="effvit-export.", suffix=".log")
     real_stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8")
     os.dup2(log_fd, fd)
     os.close(log_fd)
@@ -184,13 +204,24 @@ def _converter_noise_to_log(enabled: bool) -> Iterator[tuple[TextIO, Path | None
         log.unlink(missing_ok=True)  # explained by its own message
         raise
     except BaseException:
-        print(f"converter output: {log}", file=real_stderr)  # an unexpected crash: the C++ log may tell why
+        # an unexpected crash: the C++ log may tell why
+        print(f"converter output: {_keep_log(log, folder / 'export.log')}", file=real_stderr)
         raise
     finally:
         sys.stderr.flush()
         os.dup2(saved, fd)
         os.close(saved)
         real_stderr.close()
+
+
+def _keep_log(log: Path, final: Path) -> Path:
+    """Move the converter log to `final` (visible, beside the artifact); where it is if that fails."""
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(log, final)
+        return final
+    except OSError:
+        return log
 
 
 def _expand_targets(names: list[str]) -> list[str]:

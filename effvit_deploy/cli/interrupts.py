@@ -14,6 +14,7 @@ import threading
 from types import FrameType
 
 _received = threading.Event()
+_announced = threading.Event()
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
@@ -24,6 +25,7 @@ def _handler(signum: int, frame: FrameType | None) -> None:
 def install() -> None:
     """Route SIGINT and SIGTERM to the remembering handler (main thread only, as `signal.signal` requires)."""
     _received.clear()
+    _announced.clear()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _handler)
 
@@ -32,3 +34,12 @@ def check() -> None:
     """Raise KeyboardInterrupt if a signal arrived, even one whose first KeyboardInterrupt was swallowed."""
     if _received.is_set():
         raise KeyboardInterrupt
+
+
+def announced() -> None:
+    """A command printed its own "interrupted: ..." line (so `run_app` does not add the generic one)."""
+    _announced.set()
+
+
+def was_announced() -> bool:
+    return _announced.is_set()

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__, models, zoo
+from .. import __version__, memory_guard, models, zoo
 from ..errors import InvalidInputError, MissingFileError
 from ..fileio import atomic_path, sha256_file
 from ..models.checkpoint import load_into, read_state_dict
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
 RANDOM_WEIGHTS = "random weights (seed 0)"
+MAX_CALIB_COUNT = 10_000  # calibration statistics settle after a few hundred images; more is a typo
 ARTIFACT_MODE = 0o644
 Progress = Callable[[str], None]
 
@@ -93,6 +94,7 @@ def check_request(
     name: str | None = None,
     zoo_dir: str | Path | None = None,
     random_weights: bool = False,
+    max_memory: int | None = None,
 ) -> Request:
     """Validate an export request without building or converting anything (cheap; the CLI checks every job first).
 
@@ -100,6 +102,8 @@ def check_request(
     zoo folder (`zoo_dir`, `$EFFVIT_ZOO` or `./models`; see `effvit_deploy.zoo`); else seed-0 random weights.
     `random_weights=True` skips the zoo.
 
+    `max_memory` (bytes) replaces this machine's available memory as the limit of the memory guard, which refuses
+    a request whose estimated peak (see `memory_guard`) does not fit.
 
     Raises:
         InvalidInputError: unknown target, precision, model, resolution, int8 option; an unwritable output folder;
@@ -107,6 +111,7 @@ def check_request(
         CheckpointError: the zoo's file does not have the sha256 the zoo records.
         MissingFileError: the checkpoint, zoo folder or calibration folder does not exist.
         MissingDependencyError: the target's runtime package is not installed (the message names the pip extra).
+        InvalidInputError: the export's estimated peak memory exceeds the limit.
     """
     if precision not in PRECISIONS:
         raise InvalidInputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
@@ -128,15 +133,22 @@ def check_request(
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and random_weights:
         raise InvalidInputError("pass either a checkpoint or random weights (--random-weights), not both")
+    if ckpt is not None and ckpt.exists() and not ckpt.is_file():
+        raise InvalidInputError(f"checkpoint {ckpt} is a folder, not a file; pass the path of a .pt/.pth file")
     if ckpt is not None and not ckpt.is_file():
         raise MissingFileError(f"checkpoint {ckpt} does not exist; pass the path of a .pt/.pth file")
     ckpt, weights = _choose_weights(model, ckpt, zoo_dir, random_weights)
     calib_path = Path(calib) if calib is not None else None
     if precision == "int8":
-        if calib_count is not None and calib_count <= 0:
-            raise InvalidInputError(f"calibration count must be positive, got {calib_count}")
+        if calib_count is not None and not 0 < calib_count <= MAX_CALIB_COUNT:
+            raise InvalidInputError(f"calibration count must be from 1 to {MAX_CALIB_COUNT}, got {calib_count}")
+        if calib_path is not None and calib_path.exists() and not calib_path.is_dir():
+            raise InvalidInputError(f"--calib {calib_path} is not a folder; pass a folder of JPEG/PNG images")
         if calib_path is not None and not calib_path.is_dir():
             raise MissingFileError(f"calibration folder {calib_path} does not exist; pass a folder of images")
+    if isinstance(model, str):
+        need = memory_guard.export_estimate(model, res, backend.name)
+        memory_guard.check_fits(need, max_memory, f"exporting {model} {models.format_resolution(res)} to {backend.name}")
     out = Path(out_dir)
     check_writable(out)
     backend.versions()  # imports the runtime: a missing package fails here, before any work
@@ -176,6 +188,7 @@ def export(
     name: str | None = None,
     zoo_dir: str | Path | None = None,
     random_weights: bool = False,
+    max_memory: int | None = None,
 ) -> dict[str, Any]:
     """Export one model to one target at one resolution and precision; return its manifest entry.
 
@@ -194,6 +207,7 @@ def export(
             count and attention mode; ignored for fp32/fp16.
         progress: called with a short stage text ("building model", "converting", "verifying", ...).
         name: manifest/folder name when `model` is a module (default: its class name).
+        max_memory: memory limit in bytes for the guard (default: what this machine has available).
 
     Returns:
         The manifest entry (see export/README.md) plus `"cached": bool` and `"path": str` (the artifact's path).
@@ -217,6 +231,7 @@ def export(
         name=name,
         zoo_dir=zoo_dir,
         random_weights=random_weights,
+        max_memory=max_memory,
     )
     return run(request, force=force, progress=progress)
 

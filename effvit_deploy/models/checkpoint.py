@@ -33,11 +33,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        # The type says "weights_only refused something"; its wording changes between torch releases, so the
+        # refused globals are asked of torch itself rather than parsed out of the message.
+        refused = _unsafe_globals(path)
         if refused:
+            shown = ", ".join(refused[:_SHOW]) + (f" and {len(refused) - _SHOW} more" if len(refused) > _SHOW else "")
             raise CheckpointError(
-                f"checkpoint {path} needs the Python object {refused.group(1)} to load, which weights_only=True "
-                "refuses; re-save it with torch.save(model.state_dict(), path)"
+                f"checkpoint {path} needs the Python object{'s' * (len(refused) > 1)} {shown} to load, which "
+                "weights_only=True refuses; re-save it with torch.save(model.state_dict(), path)"
             ) from None
         raise CheckpointError(
             f"{path} is not a PyTorch checkpoint ({_first_line(exc)}); pass a file saved with torch.save"
@@ -58,9 +61,23 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
+def _unsafe_globals(path: Path) -> list[str]:
+    """Globals a checkpoint's pickle names that weights_only does not allow ([] if torch cannot tell)."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - not a zip checkpoint, or an older torch: fall back to the generic line
+        return []
+
+
 def _first_line(exc: BaseException) -> str:
+    """The first line of an error, cut at a word boundary (never mid-word)."""
     text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:120]}" if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    if len(line) > 120:
+        line = line[:120].rsplit(" ", 1)[0] + " …"
+    return f"{type(exc).__name__}: {line}"
 
 
 def _shape_problems(model_sd: Mapping[str, torch.Tensor], ckpt: Mapping[str, torch.Tensor]) -> list[str]:

@@ -14,14 +14,17 @@ Protocol (device side of adb's transport, as in AOSP adb/protocol.txt and SYNC.T
 
 Shell commands run under the host's `/bin/sh -c` with PATH restricted to a folder of shims (symlinks to a
 toybox-like set of host tools, plus `getprop`, `taskset`, `dumpsys` scripts and an optional `python3`). Device paths
-are mapped by rewriting the command string: every `/data`, `/sys`, `/sdcard`, `/storage` and `/proc/cpuinfo` that
-starts a path is prefixed with the device root folder, and the root is stripped from the output again. We chose this
+are mapped by rewriting the command string: every `/data`, `/sys`, `/sdcard`, `/storage`, `/proc/cpuinfo` and
+`/proc/meminfo` that starts a path is prefixed with the device root folder, and the root is stripped from the
+output again. We chose this
 over a mount namespace (`unshare -m` + bind mounts) because it needs no privileges, creates nothing outside the temp
 folder (bind mounts would need `/data` on the host) and works the same for root and non-root in CI. Its limit: a
 path assembled at run time inside the shell (`d=/da; cat ${d}ta/x`) or opened by a program from its own constants
 is not mapped; code that sends ordinary commands with literal paths behaves as on a phone.
 
-Fault knobs (flip at run time): `drop_now()`, `drop_after(n)`, `storage_full`, `accepting`, `auth_mode`.
+Fault knobs (flip at run time): `drop_now()`, `drop_after(n)`, `storage_full`, `accepting`, `auth_mode`, and
+`chaos` (None by default): a seeded `chaos.Chaos` plan that drops, stalls, fills storage and kills the runner at
+random moments.
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .chaos import Chaos
 from .profiles import CPU_DIR, SM8150, THERMAL_DIR, DeviceProfile, populate_root
 
 log = logging.getLogger(__name__)
@@ -63,7 +68,7 @@ _TOOLS = ("cat chmod chown mkdir rm rmdir df du ls sha256sum sha1sum md5sum slee
           "mv cp touch uname id date kill sh find xargs tr sort dirname basename readlink nproc env true false ps "
           "cmp tee timeout nice uniq od base64 ln mktemp seq expr dd sync realpath which printf echo test yes "
           "hostname getconf").split()
-_DEVICE_PATH = re.compile(r"(?<![\w./-])(/(?:data|sys|sdcard|storage|proc/cpuinfo))(?![\w.-])")
+_DEVICE_PATH = re.compile(r"(?<![\w./-])(/(?:data|sys|sdcard|storage|proc/cpuinfo|proc/meminfo))(?![\w.-])")
 
 
 class _StreamClosed(Exception):
@@ -152,10 +157,12 @@ class _Stream:
 
 
 class _ShellStream(_Stream):
-    def __init__(self, conn: _Connection, local_id: int, remote_id: int, command: str) -> None:
+    def __init__(self, conn: _Connection, local_id: int, remote_id: int, command: str,
+                 fault: tuple[str, float] | None = None) -> None:
         super().__init__(conn, local_id, remote_id)
         self.command = command
         self.proc: subprocess.Popen[bytes] | None = None
+        self.fault = fault  # from the chaos plan: ("stall" | "kill" | "drop-mid", seconds)
 
     def run(self) -> None:
         emu = self.conn.emu
@@ -163,9 +170,13 @@ class _ShellStream(_Stream):
             if not self.command.strip():
                 self.write(b"emulator: interactive shell not supported, pass a command\n")
                 return
+            if self.fault is not None and self.fault[0] == "stall":
+                time.sleep(self.fault[1])
             self.proc = subprocess.Popen(
                 ["/bin/sh", "-c", emu.map_command(self.command)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, cwd=emu.root, env=emu.shell_env(), start_new_session=True)
+            if self.fault is not None and self.fault[0] in ("kill", "drop-mid"):
+                threading.Timer(self.fault[1], self._strike).start()
             if self.closed.is_set():  # closed while we were starting
                 self.abort()
             unmap = _Unmapper(str(emu.root).encode())
@@ -192,6 +203,18 @@ class _ShellStream(_Stream):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    def _strike(self) -> None:
+        """The chaos fault of a running command: kill its runner, or cut the connection under it."""
+        chaos = self.conn.emu.chaos
+        if chaos is None or self.fault is None or self.proc is None or self.proc.poll() is not None:
+            return  # finished already: the fault did not bite and is not counted
+        if self.fault[0] == "kill":
+            if chaos.kill_runner(self.proc.pid):
+                chaos.count("kill")
+        else:
+            chaos.count("drop-mid")
+            self.conn.drop()
 
 
 class _SyncStream(_Stream):
@@ -271,7 +294,12 @@ class _SyncStream(_Stream):
     def _send(self, spec: str) -> bool:
         path, _, mode_text = spec.rpartition(",")
         emu = self.conn.emu
-        error: str | None = "write failed: No space left on device" if emu.storage_full else None
+        fault = emu.chaos.on_push(path) if emu.chaos is not None else None
+        if fault == "drop-push":
+            self.conn.drop()
+            return False
+        full = emu.storage_full or fault == "full"
+        error: str | None = "write failed: No space left on device" if full else None
         tmp: Path | None = None
         f = None
         try:
@@ -407,10 +435,12 @@ class _Connection:
         local_id, self._next_id = self._next_id, self._next_id + 1
         stream: _Stream
         if service.startswith("shell:"):
-            if self.emu.record_shell(service[len("shell:"):]):
+            command = service[len("shell:"):]
+            fault = self.emu.chaos.on_shell(command) if self.emu.chaos is not None else None
+            if self.emu.record_shell(command) or (fault is not None and fault[0] == "drop"):
                 self.drop()
                 return
-            stream = _ShellStream(self, local_id, remote_id, service[len("shell:"):])
+            stream = _ShellStream(self, local_id, remote_id, command, fault)
         elif service == "sync:":
             stream = _SyncStream(self, local_id, remote_id)
         else:
@@ -444,6 +474,7 @@ class AdbEmulator:
         self.handshakes: list[Handshake] = []
         self.commands: list[str] = []
         self.storage_full = False
+        self.chaos: Chaos | None = None
         self.accepting = True
         self.auth_mode = "ok"  # "ok" | "unauthorized" | "offline"
         self._drop_after: int | None = None
@@ -456,6 +487,9 @@ class AdbEmulator:
         self._accept_thread = threading.Thread(target=self._accept_loop, name="adb-emu-accept", daemon=True)
         populate_root(profile, self.root)
         self._install_shims()
+        # every emulated phone is a different phone: its own serial number, even when two share a profile
+        self.setprop("ro.serialno", f"{profile.props().get('ro.serialno', 'EMU')}-{self.port}")
+        self.set_mem_available(3 << 20)  # kB, like a phone with a few apps open
         self.python3 = python3
 
     # ----- lifecycle -------------------------------------------------------------------------------------------
@@ -549,6 +583,12 @@ class AdbEmulator:
     def set_cur_freq(self, cpu: int, khz: int) -> None:
         """Set scaling_cur_freq of the policy that holds `cpu` (shared by its cluster, as on the kernel)."""
         (self.root / CPU_DIR / f"cpu{cpu}" / "cpufreq" / "scaling_cur_freq").write_text(f"{khz}\n")
+
+    def set_mem_available(self, kilobytes: int) -> None:
+        """What the phone's /proc/meminfo says is available (MemTotal stays 8 GB)."""
+        (self.root / "proc").mkdir(exist_ok=True)
+        (self.root / "proc/meminfo").write_text(f"MemTotal:        8000000 kB\nMemFree:          200000 kB\n"
+                                                 f"MemAvailable:   {kilobytes:>9} kB\n")
 
     def set_temp(self, zone: int, millidegrees: int) -> None:
         (self.root / THERMAL_DIR / f"thermal_zone{zone}" / "temp").write_text(f"{millidegrees}\n")
