@@ -40,9 +40,11 @@ from ..bench.store import ResultStore, load_results
 from ..bench.sweep import SweepSpec, adhoc_sweep, load_sweep
 from ..errors import InvalidInputError, MissingFileError
 from . import interrupts
+from . import runners as runners_cli
 from .common import EXIT_BAD_INPUT, make_app, run_app
 
 app = make_app("Measure exported models on this machine and on Android phones (adb); report latency tables.")
+app.add_typer(runners_cli.app, name="runners")
 
 EXIT_FAILED_RUNS = 1
 _WIDE = 160
