@@ -170,6 +170,20 @@ class Device(ABC):
             argv = wrap(argv, mask=None, library_dir=library_dir)
         return self.run(argv, timeout=timeout, mask=mask)
 
+    # --- output files (device parity) -----------------------------------------------------------------------------
+    def output_path(self, name: str) -> str:
+        """A fresh path on the device where a runner may write an output file (here: this machine's temp folder)."""
+        return str(Path(tempfile.gettempdir()) / f"effvit-{secrets.token_hex(8)}-{name}")
+
+    def read_output(self, path: str) -> bytes | None:
+        """The file a runner wrote at `path` (then removed), or None when there is none."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            return None
+        Path(path).unlink(missing_ok=True)
+        return data
+
     # --- affinity -----------------------------------------------------------------------------------------------
     def mask_for(self, cores: str, threads: int) -> tuple[str | None, str]:
         """(hex mask, how it was chosen) for `--cores` big|all|MASK and a thread count; see `choose_mask`."""
@@ -375,6 +389,22 @@ class AdbPhone(Device):
             result = local.read_text(encoding="utf-8", errors="replace")
         self.adb.shell(["rm", "-f", remote])
         return RunOutput(out.returncode, out.stdout, out.stderr, out.seconds, result)
+
+    def output_path(self, name: str) -> str:
+        self._mkdirs()
+        return f"{DEVICE_ROOT}/results/{secrets.token_hex(8)}-{name}"
+
+    def read_output(self, path: str) -> bytes | None:
+        with tempfile.TemporaryDirectory(prefix="effvit-pull-") as tmp:
+            try:
+                local = self.adb.pull(path, Path(tmp) / "output.bin")
+            except DeviceDisconnected:
+                raise
+            except DeviceError:
+                return None
+            data = local.read_bytes()
+        self.adb.shell(["rm", "-f", path])
+        return data
 
     def native_installed(self, binaries: list[str]) -> dict[str, bool]:
         """Which native runners already sit in /data/local/tmp/effvit/bin (one shell call)."""

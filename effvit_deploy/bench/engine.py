@@ -33,6 +33,8 @@ from typing import Any
 from .. import __version__
 from ..errors import DeviceError, EffvitError, InvalidInputError, MissingFileError
 from ..fileio import sha256_file
+from ..runners import folder as runner_folder
+from . import device_parity
 from .adb import DeviceDisconnected, DeviceTimeout
 from .devices import Device, RunOutput
 from .native import NativeRunner, find_binary, native_runner, shared_libraries
@@ -50,7 +52,7 @@ STDERR_TAIL_CHARS = 2000
 DEFAULT_TIMEOUT_S = 3600.0
 # Manifest fields copied into every record (the report needs params/MACs/size; the rest traces the artifact).
 MANIFEST_FIELDS = ("artifact", "params", "macs", "size_bytes", "optimize", "nhwc", "optimizations", "parity",
-                   "export_seconds", "cache_key", "created_at", "checkpoint_sha256", "versions")
+                   "export_seconds", "cache_key", "created_at", "checkpoint_sha256", "versions", "verification")
 
 
 # --- artifacts -----------------------------------------------------------------------------------------------------
@@ -227,6 +229,8 @@ def plan_device(device: Device, spec: SweepSpec, options: RunOptions) -> DeviceP
     facts = device.facts()
     targets = list(dict.fromkeys(c.target for c in spec.configurations))
     runners = {t: choose_runner(device, t, options.runner, options.runner_dir) for t in targets}
+    if any(c.native is not None for c in runners.values()):  # before anything is pushed
+        runner_folder.check_abi(options.runner_dir, facts.get("abi"), device.spec)
     threads = sorted({c.threads for c in spec.configurations})
     masks = {n: device.mask_for(options.cores, n) for n in threads}
     return DevicePlan(device, facts, runners, masks, list(spec.configurations))
@@ -426,6 +430,7 @@ class _Worker:
             assert choice.binary is not None
             binary, libdir = dev.prepare_native(choice.binary, shared_libraries(opts.runner_dir))
             rec.versions[choice.native.binary] = "sha256:" + sha256_file(choice.binary)[:16]
+            _runner_versions(rec, opts.runner_dir, config.target)
         else:
             dev.prepare_python_runner()
         rec.thermal_before, rec.freqs_before = dev.thermal(), dev.freqs()
@@ -439,6 +444,13 @@ class _Worker:
         rec.throttled = detect_throttle(rec.freqs_before, rec.freqs_after, rec.thermal_before, rec.thermal_after)
         rec.extra["process_s"] = round(out.seconds, 4)
         _fill_result(rec, choice, out, opts.warmup)
+        if rec.ok:
+            rec.device_parity = device_parity.check(
+                dev, artifact_path=artifact.path, manifest=artifact.manifest, device_artifact=device_path,
+                target=config.target, precision=config.precision, runner_kind=choice.kind, native=choice.native,
+                binary=binary if choice.native is not None else None,
+                library_dir=libdir if choice.native is not None else None, threads=config.threads, mask=rec.mask,
+                timeout=opts.timeout_s)
 
     def _keep(self, record: BenchRecord) -> None:
         self.store.append(record)
@@ -480,6 +492,15 @@ def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup:
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
+
+
+def _runner_versions(rec: BenchRecord, runner_dir: Path | None, target: str) -> None:
+    """The runtime version a built runner folder declares (runners.json), like the Python runners report theirs."""
+    info = runner_folder.runner_info(runner_dir, target)
+    if info is not None:
+        rec.versions[str(info.get("runtime_package") or info["runtime"])] = str(info["runtime_version"])
+        rec.extra["runner_build"] = {k: info.get(k) for k in ("notes", "build_key", "abi", "statistics")
+                                     if info.get(k) is not None}
 
 
 def _model(facts: dict[str, Any]) -> str | None:

@@ -37,6 +37,9 @@ RECIPE_VERSION = 1  # bump when a recipe changes in a way its sources' hashes do
 CACHE_ENV = "EFFVIT_RUNNER_CACHE"
 BUILDERS: dict[str, Callable[[str, dict[str, Path], Path], recipes.Built]] = {
     "tflite": recipes.build_tflite, "onnx": recipes.build_onnx, "executorch": recipes.build_executorch}
+# The registry package whose runtime library each runner links (the record's versions key, as the Python runners').
+RUNTIME_PACKAGES = {"tflite": pins.TFLITE_RUNTIME.name, "onnx": pins.ONNXRUNTIME.name,
+                    "executorch": pins.EXECUTORCH.name}
 OWN_SOURCES = {"tflite": (), "onnx": ("onnxruntime_perf_test.cpp", "runner_util.h"),
                "executorch": ("executor_runner.cpp", "runner_util.h")}
 
@@ -100,7 +103,8 @@ def build_runners(arch: str = "x86_64", out: Path | None = None, *, targets: Seq
             _build_into(target, cxx, inputs, build_dir, key, arch)
         else:
             say(f"{target}: cached build {build_dir.name}")
-        entries[target] = json.loads((build_dir / "build.json").read_text())
+        entries[target] = {"runtime_package": RUNTIME_PACKAGES[target],
+                           **json.loads((build_dir / "build.json").read_text())}
     manifest = {"schema": SCHEMA, "arch": arch, "abi": pins.ARCHES[arch][0], "compiler": compiler,
                 "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "runners": entries}
     _assemble(out, manifest, root)
@@ -159,7 +163,8 @@ def _build_into(target: str, cxx: str, inputs: dict[str, Path], build_dir: Path,
         final.mkdir()
         for f in [built.binary, *built.libraries]:
             shutil.copy2(f, final / f.name)
-        entry = {"binary": built.binary.name, "runtime": built.runtime, "runtime_version": built.runtime_version,
+        entry = {"binary": built.binary.name, "runtime": built.runtime, "runtime_package": RUNTIME_PACKAGES[target],
+                 "runtime_version": built.runtime_version,
                  "abi": pins.ARCHES[arch][0], "libraries": [f.name for f in built.libraries], "notes": built.notes,
                  "sha256": sha256_file(final / built.binary.name), "build_key": key,
                  "build_seconds": round(time.perf_counter() - started, 1), "sources": _sources(target, inputs),
