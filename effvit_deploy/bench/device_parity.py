@@ -101,15 +101,3 @@ def _last_line(out: RunOutput) -> str:
             return lines[-1][:300]
     return "no output"
 
-
-def describe(parity: dict[str, Any] | None) -> str:
-    """Short cell text for reports: "ok", "MISS cos=0.91", "error", "–"."""
-    if not parity:
-        return "–"
-    status = parity.get("status")
-    if status == "pass":
-        return "ok"
-    if status == "fail":
-        cos = parity.get("cosine")
-        return f"MISS cos={cos:.4f}" if isinstance(cos, float) else "MISS"
-    return "error" if status == "error" else "–"
