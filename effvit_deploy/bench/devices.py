@@ -156,10 +156,12 @@ class Device(ABC):
         """Run one process pinned to `mask` (hex, None: not pinned) and wait for it."""
 
     def run_python_runner(self, artifact_path: str, target: str, *, threads: int, runs: int, warmup: int,
-                          mask: str | None, timeout: float) -> RunOutput:
-        """One measurement with the Python runner (a fresh process)."""
+                          mask: str | None, timeout: float, input_path: str | None = None) -> RunOutput:
+        """One measurement with the Python runner (a fresh process); with `input_path` it runs on that input and
+        returns output 0 in its result (the device parity check)."""
         argv = [*self.python_command(), self.prepare_python_runner(), "--artifact", artifact_path,
-                "--runtime", target, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup)]
+                "--runtime", target, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup),
+                *_input_args(input_path)]
         return self.run(argv, timeout=timeout, mask=mask)
 
     def run_native(self, runner: NativeRunner, binary_path: str, artifact_path: str, *, threads: int, runs: int,
@@ -369,13 +371,13 @@ class AdbPhone(Device):
         return RunOutput(rc, str(out), str(err), time.perf_counter() - start)
 
     def run_python_runner(self, artifact_path: str, target: str, *, threads: int, runs: int, warmup: int,
-                          mask: str | None, timeout: float) -> RunOutput:
+                          mask: str | None, timeout: float, input_path: str | None = None) -> RunOutput:
         """Run the runner with `--out FILE` on the device, then `adb pull` FILE: the result travels byte-exact."""
         remote = f"{DEVICE_ROOT}/results/{secrets.token_hex(8)}.json"
         self._mkdirs()
         argv = [*self.python_command(), self.prepare_python_runner(), "--artifact", artifact_path,
                 "--runtime", target, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup),
-                "--out", remote]
+                *_input_args(input_path), "--out", remote]
         out = self.run(argv, timeout=timeout, mask=mask)
         if out.returncode != 0:
             return out
@@ -448,6 +450,11 @@ def open_devices(specs: list[str]) -> list[Device]:
     for dev in devices:
         dev.open()
     return devices
+
+
+def _input_args(input_path: str | None) -> list[str]:
+    """Python runner flags that feed the verification input and return output 0 in the result line."""
+    return ["--input", input_path, "--output-in-result"] if input_path is not None else []
 
 
 def _short(argv: list[str], limit: int = 80) -> str:

@@ -433,24 +433,30 @@ class _Worker:
             _runner_versions(rec, opts.runner_dir, config.target)
         else:
             dev.prepare_python_runner()
+        staged = device_parity.stage(dev, artifact.path, artifact.manifest)
         rec.thermal_before, rec.freqs_before = dev.thermal(), dev.freqs()
         if choice.native is not None:
             out = dev.run_native(choice.native, binary, device_path, threads=config.threads, runs=opts.runs,
                                  warmup=opts.warmup, mask=rec.mask, library_dir=libdir, timeout=opts.timeout_s)
-        else:
+        else:  # measured on the verification input, so the same process returns the output to check
             out = dev.run_python_runner(device_path, config.target, threads=config.threads, runs=opts.runs,
-                                        warmup=opts.warmup, mask=rec.mask, timeout=opts.timeout_s)
+                                        warmup=opts.warmup, mask=rec.mask, timeout=opts.timeout_s,
+                                        input_path=staged.device_input
+                                        if isinstance(staged, device_parity.Staged) else None)
         rec.thermal_after, rec.freqs_after = dev.thermal(), dev.freqs()
         rec.throttled = detect_throttle(rec.freqs_before, rec.freqs_after, rec.thermal_before, rec.thermal_after)
         rec.extra["process_s"] = round(out.seconds, 4)
-        _fill_result(rec, choice, out, opts.warmup)
-        if rec.ok:
-            rec.device_parity = device_parity.check(
-                dev, artifact_path=artifact.path, manifest=artifact.manifest, device_artifact=device_path,
-                target=config.target, precision=config.precision, runner_kind=choice.kind, native=choice.native,
-                binary=binary if choice.native is not None else None,
-                library_dir=libdir if choice.native is not None else None, threads=config.threads, mask=rec.mask,
-                timeout=opts.timeout_s)
+        output = _fill_result(rec, choice, out, opts.warmup)
+        if not rec.ok:
+            return
+        if not isinstance(staged, device_parity.Staged):
+            rec.device_parity = staged  # unchecked, with the reason
+        elif choice.native is None:
+            rec.device_parity = device_parity.from_values(staged, output, config.precision, choice.kind)
+        else:
+            rec.device_parity = device_parity.check_native(
+                dev, staged, choice.native, binary=binary, device_artifact=device_path, library_dir=libdir,
+                threads=config.threads, mask=rec.mask, timeout=opts.timeout_s, precision=config.precision)
 
     def _keep(self, record: BenchRecord) -> None:
         self.store.append(record)
@@ -462,8 +468,11 @@ class _Worker:
                 self.summary.failed += 1
 
 
-def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup: int) -> None:
-    """Parse a runner's output into the record, or turn the failure into the record's error."""
+def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup: int) -> list[float] | None:
+    """Parse a runner's output into the record, or turn the failure into the record's error.
+
+    Returns the output values the runner reported (Python runners asked for them), else None.
+    """
     if out.returncode != 0:
         what = "python runner" if choice.native is None else choice.native.binary
         hint = " (runtime not installed there)" if choice.native is None and out.returncode == EXIT_MISSING_RUNTIME \
@@ -471,7 +480,7 @@ def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup:
         last = _last_line(out.stderr) or _last_line(out.stdout) or "no output"
         rec.error = f"{what} exited with {out.returncode}{hint}: {last}"
         rec.stderr_tail = _tail(out.stderr) or _tail(out.stdout)
-        return
+        return None
     try:
         if choice.native is None:
             parsed: ParsedRun = parse_python_runner(out.result if out.result is not None else out.stdout)
@@ -481,7 +490,7 @@ def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup:
         rec.error = _one_line(str(exc))
         rec.stderr_tail = _tail(out.stderr)
         rec.extra["stdout_tail"] = _tail(out.stdout)
-        return
+        return None
     rec.stats = parsed.stats
     rec.samples_ms = parsed.samples_ms
     rec.init_ms, rec.first_ms = parsed.init_ms, parsed.first_ms
@@ -489,6 +498,7 @@ def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup:
     rec.extra.update(parsed.extra)
     if parsed.threads is not None and parsed.threads != rec.threads:
         rec.extra["runner_threads"] = parsed.threads  # what the runner says it used, when it differs
+    return parsed.output
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ class ParsedRun:
     runner: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    output: list[float] | None = None  # output 0 when the runner was asked for it (device parity)
 
 
 def parse_runner_output(runner: str, stdout: str, *, warmup: int = 0) -> ParsedRun:
@@ -355,6 +356,8 @@ def parse_python_runner(stdout: str) -> ParsedRun:
         runner=payload.get("runner") if isinstance(payload.get("runner"), str) else None,
         versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
         extra=payload.get("extra") if isinstance(payload.get("extra"), dict) else {},
+        output=[float(x) for x in payload["output"]] if isinstance(payload.get("output"), list)
+        and all(_is_number(x) for x in payload["output"]) else None,
     )
 
 

@@ -187,11 +187,11 @@ LOADERS: dict[str, Callable[[str, int, Any], tuple[Invoke, dict[str, Any]]]] = {
 
 
 def measure(runtime: str, artifact: str, *, threads: int, runs: int, warmup: int, input_file: str | None = None,
-            output_file: str | None = None) -> dict[str, Any]:
+            output_file: str | None = None, output_in_result: bool = False) -> dict[str, Any]:
     """Load, run `warmup + runs` timed inferences and return the JSON-ready result.
 
-    With `input_file` (raw float32 values) input 0 is read from it; with `output_file` output 0 of the last run is
-    written there as raw float32 (the harness's device parity check).
+    With `input_file` (raw float32 values) input 0 is read from it; output 0 of the last run is written to
+    `output_file` as raw float32 and/or returned as the result's "output" list (the harness's device parity check).
     """
     t0 = time.perf_counter()
     import numpy
@@ -213,11 +213,12 @@ def measure(runtime: str, artifact: str, *, threads: int, runs: int, warmup: int
         invoke()
         times.append((time.perf_counter_ns() - start) / 1e6)
     read_output = info.pop("output")
+    output = numpy.ascontiguousarray(read_output(), dtype="<f4") if output_file or output_in_result else None
     if output_file:
-        _write_atomic(output_file, numpy.ascontiguousarray(read_output(), dtype="<f4").tobytes())
+        _write_atomic(output_file, output.tobytes())
     versions = {"python": platform.python_version(), "numpy": numpy.__version__, **info.pop("versions")}
     inputs = info.pop("inputs")
-    return {
+    result: dict[str, Any] = {
         "runner": RUNNER_NAMES[runtime],
         "samples_ms": times[warmup:],
         "init_ms": (t2 - t1) * 1000.0,
@@ -228,6 +229,9 @@ def measure(runtime: str, artifact: str, *, threads: int, runs: int, warmup: int
                   "input_shape": inputs[0][0] if inputs else None, "input_dtype": inputs[0][1] if inputs else None,
                   "pid": os.getpid(), **info},
     }
+    if output_in_result and output is not None:
+        result["output"] = [float(v) for v in output.ravel()]
+    return result
 
 
 def _write_atomic(path: str, data: bytes) -> None:
@@ -247,6 +251,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the JSON line to this file (written whole, then renamed into place)")
     p.add_argument("--input", help="raw float32 values for input 0 (default: seeded random input)")
     p.add_argument("--output", help="write output 0 of the last run here as raw float32")
+    p.add_argument("--output-in-result", action="store_true",
+                   help="put output 0 of the last run into the JSON line as \"output\": [float, ...]")
     return p
 
 
@@ -261,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         result = measure(args.runtime, args.artifact, threads=args.threads, runs=args.runs, warmup=args.warmup,
-                         input_file=args.input, output_file=args.output)
+                         input_file=args.input, output_file=args.output, output_in_result=args.output_in_result)
     except MissingRuntime as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MISSING_RUNTIME
