@@ -5,7 +5,8 @@
 For every model x resolution x target (fp32, 1 thread, pinned to one CPU) it measures the artifact with the native
 runner and then with the Python runner, alternating configuration by configuration so slow drift of the machine
 hits both alike, all in one run. Prints one Markdown table: each runner's central statistic (median; `mean` where
-the runner prints only a mean: benchmark_model 2.14), the runtime versions, native / python, and device parity.
+the runner prints only a mean: benchmark_model 2.14) and minimum, the runtime versions, native / python (central
+statistics), and device parity.
 Results are kept in OUT/bench-runners.jsonl.
 """
 
@@ -54,10 +55,12 @@ def measure_one(config: Configuration, runner: str, args: argparse.Namespace, st
 
 
 def cell(rec: BenchRecord) -> str:
+    """Central statistic with its name, and the minimum (the steadiest figure on a shared machine)."""
     if not rec.ok:
         return f"error: {rec.error}"
     value, kind = central(rec)
-    return f"{value:.2f} ({kind})"
+    low = (rec.stats or {}).get("min_ms")
+    return f"{value:.2f} ({kind})" + (f", min {low:.2f}" if low is not None else "")
 
 
 def main() -> int:
