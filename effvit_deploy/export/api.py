@@ -292,10 +292,12 @@ def run(request: Request, *, force: bool = False, progress: Progress | None = No
             tmp.chmod(ARTIFACT_MODE)  # mkstemp creates 0600; artifacts are ordinary readable files
             digest = sha256_file(tmp)
             size = tmp.stat().st_size
-            verification = verification_files.write(folder, artifact, example.numpy(), reference,
-                                                    nhwc=request.nhwc, input_name=_input_name(backend, tmp))
+            input_name = _input_name(backend, tmp)
             # Rename and manifest update under one lock: a parallel export of the same file cannot interleave.
             lock.enter_context(mf.folder_lock(folder))
+        # after the rename: an interrupted conversion leaves no verification files behind either
+        verification = verification_files.write(folder, artifact, example.numpy(), reference, nhwc=request.nhwc,
+                                                input_name=input_name)
         entry = {
             "artifact": artifact,
             "model": request.name,
