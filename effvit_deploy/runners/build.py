@@ -170,9 +170,12 @@ def _build_into(target: str, cxx: str, inputs: dict[str, Path], build_dir: Path,
                  "build_seconds": round(time.perf_counter() - started, 1), "sources": _sources(target, inputs),
                  **built.extra}
         atomic_write_json(final / "build.json", entry)
-        if build_dir.exists():  # a parallel build finished first: keep it
-            return
-        os.replace(final, build_dir)
+        try:
+            os.replace(final, build_dir)
+        except OSError:
+            if not (build_dir / "build.json").is_file():
+                raise
+            return  # a parallel build of the same key finished first: keep it
     log.info("built %s in %.0f s", target, time.perf_counter() - started)
 
 
