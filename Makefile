@@ -7,7 +7,8 @@ ANDROID_TOOLS := .cache/android-tools
 ANDROID_TOOLS_STAMP := $(ANDROID_TOOLS)/.installed
 ANDROID_AARS ?=
 
-.PHONY: setup demo test lint bench-export bench-profile bench-quant bench-harness clean android-tools android-app
+.PHONY: setup demo test lint runners bench-export bench-profile bench-quant bench-harness bench-runners clean android-tools \
+	android-app
 
 setup: $(STAMP)
 
@@ -19,11 +20,24 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(PY) -m pip install --no-deps -e .
 	touch $(STAMP)
 
+# Native runners (effvit-bench runners build): bookworm build prerequisites, pinned; apt-get update only when one is
+# missing. The downloads (sid/trixie through a private APT config, wheels through pip) and the builds are cached in
+# ~/.cache/effvit-deploy/runners ($$EFFVIT_RUNNER_CACHE), so a second `make runners` only copies files.
+RUNNER_APT := g++=4:12.2.0-3 binutils=2.40-2 xz-utils=5.4.1-1 libabsl-dev=20220623.1-1+deb12u2 \
+	libeigen3-dev=3.4.0-4 libgemmlowp-dev=0.0~git20211220.e844ffd-1
+RUNNER_DIR := build/runners/x86_64
+
+runners: $(STAMP)
+	@missing=$$(for p in $(RUNNER_APT); do dpkg -s "$${p%%=*}" >/dev/null 2>&1 || echo "$$p"; done); \
+	if [ -n "$$missing" ]; then echo "installing runner build prerequisites: $$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
+	$(PY) -m effvit_deploy.cli.bench runners build --arch x86_64 --out $(RUNNER_DIR)
+
 demo: $(STAMP)
 	$(PY) -m effvit_deploy.demo
 
-test: $(STAMP) android-app
-	$(PY) -m pytest -q
+test: $(STAMP) runners android-app
+	EFFVIT_RUNNER_DIR=$(RUNNER_DIR) $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check effvit_deploy tests bench
@@ -53,6 +67,10 @@ $(ANDROID_TOOLS_STAMP): android_app/offline/install_tools.sh
 
 android-app: $(ANDROID_TOOLS_STAMP)
 	bash android_app/offline/build_apk.sh $(ANDROID_TOOLS) android_app/build/offline $(ANDROID_AARS)
+
+# native runners vs the Python runner of the same runtime, b0/b1 at 224 and 512 (the README's table)
+bench-runners: runners
+	$(PY) bench/bench_runners.py --runner-dir $(RUNNER_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache android_app/build

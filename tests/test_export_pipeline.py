@@ -611,3 +611,24 @@ def test_tiny_int8_tflite(tiny_exports: _Exports) -> None:
     assert entry["parity"]["passed"] and entry["parity"]["criterion"].startswith("cosine")
     assert entry["int8"]["accuracy"]["cosine"] > 0.98 and entry["options"]["calib_count"] == 8
     assert entry["census"]["ops"].get("HARD_SWISH", 0) == _count(tiny_model(), nn.Hardswish)
+
+
+def test_verification_files_beside_the_artifact_and_added_to_old_cached_entries(tmp_path: Path,
+                                                                               fake: FakeBackend) -> None:
+    """The device parity check needs the export's input and PyTorch output: stored as .npy, named in the entry."""
+    entry = _export_tiny(tmp_path, name="tiny")
+    folder = Path(entry["path"]).parent
+    info = entry["verification"]
+    x, y = np.load(folder / info["input"]), np.load(folder / info["reference"])
+    assert info["input"] == "fake-fp32-noopt.pt.input.npy" and info["input_layout"] == "NCHW"
+    np.testing.assert_array_equal(x, fixed_input((64, 96)).numpy())
+    assert y.shape == (1, 10) and info["input_shape"] == [1, 3, 64, 96] and info["input_name"] is None
+    # an entry cached before these files existed gets them on the next (cached) export, without re-converting
+    stored = mf.read_entry(folder, "fake-fp32-noopt.pt")
+    del stored["verification"]
+    mf.put_entry(folder, "fake-fp32-noopt.pt", stored)
+    (folder / info["input"]).unlink()
+    converted = fake.converted
+    again = _export_tiny(tmp_path, name="tiny")
+    assert again["cached"] and fake.converted == converted
+    assert again["verification"] == info and (folder / info["input"]).is_file()

@@ -22,6 +22,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeviceError, InvalidInputError
-from ..fileio import owned_temp_dir
+from ..fileio import owned_temp_dir, remove_stale_temps
 from . import python_runner
 from .adb import DEVICE_TMP, AdbDevice, DeviceDisconnected, DeviceTimeout
 from .device_facts import LocalShell, big_core_mask, mask_cpus, read_cur_freqs, read_device_facts, read_thermal
@@ -221,10 +222,12 @@ class Device(ABC):
         """Run one process pinned to `mask` (hex, None: not pinned) and wait for it."""
 
     def run_python_runner(self, artifact_path: str, target: str, *, threads: int, runs: int, warmup: int,
-                          mask: str | None, timeout: float) -> RunOutput:
-        """One measurement with the Python runner (a fresh process)."""
+                          mask: str | None, timeout: float, input_path: str | None = None) -> RunOutput:
+        """One measurement with the Python runner (a fresh process); with `input_path` it runs on that input and
+        returns output 0 in its result (the device parity check)."""
         argv = [*self.python_command(), self.prepare_python_runner(), "--artifact", artifact_path,
-                "--runtime", target, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup)]
+                "--runtime", target, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup),
+                *_input_args(input_path)]
         return self.run(argv, timeout=timeout, mask=mask)
 
     def run_native(self, runner: NativeRunner, binary_path: str, artifact_path: str, *, threads: int, runs: int,
@@ -234,6 +237,24 @@ class Device(ABC):
         if library_dir is not None:
             argv = wrap(argv, mask=None, library_dir=library_dir)
         return self.run(argv, timeout=timeout, mask=mask)
+
+    # --- output files (device parity) -----------------------------------------------------------------------------
+    def output_path(self, name: str) -> str:
+        """A fresh path on the device where a runner may write an output file (here: this machine's temp folder,
+        named after this process so a run killed before reading it leaves nothing the next run does not remove)."""
+        folder = tempfile.gettempdir()
+        remove_stale_temps(folder)
+        safe = "".join(c if c.isalnum() else "_" for c in name)  # `fileio.remove_stale_temps` naming
+        return str(Path(folder) / f"effvit-output-{os.getpid()}-{secrets.token_hex(8)}_{safe}")
+
+    def read_output(self, path: str) -> bytes | None:
+        """The file a runner wrote at `path` (then removed), or None when there is none."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            return None
+        Path(path).unlink(missing_ok=True)
+        return data
 
     # --- affinity -----------------------------------------------------------------------------------------------
     def mask_for(self, cores: str, threads: int) -> tuple[str | None, str]:
@@ -443,13 +464,13 @@ class AdbPhone(Device):
         return RunOutput(rc, str(out), str(err), time.perf_counter() - start)
 
     def run_python_runner(self, artifact_path: str, target: str, *, threads: int, runs: int, warmup: int,
-                          mask: str | None, timeout: float) -> RunOutput:
+                          mask: str | None, timeout: float, input_path: str | None = None) -> RunOutput:
         """Run the runner with `--out FILE` on the device, then `adb pull` FILE: the result travels byte-exact."""
         remote = f"{DEVICE_ROOT}/results/{secrets.token_hex(8)}.json"
         self._mkdirs()
         argv = [*self.python_command(), self.prepare_python_runner(), "--artifact", artifact_path,
                 "--runtime", target, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup),
-                "--out", remote]
+                *_input_args(input_path), "--out", remote]
         out = self.run(argv, timeout=timeout, mask=mask)
         if out.returncode != 0:
             return out
@@ -463,6 +484,22 @@ class AdbPhone(Device):
             result = local.read_text(encoding="utf-8", errors="replace")
         self.adb.shell(["rm", "-f", remote])
         return RunOutput(out.returncode, out.stdout, out.stderr, out.seconds, result)
+
+    def output_path(self, name: str) -> str:
+        self._mkdirs()
+        return f"{DEVICE_ROOT}/results/{secrets.token_hex(8)}-{name}"
+
+    def read_output(self, path: str) -> bytes | None:
+        with owned_temp_dir("pull") as tmp:
+            try:
+                local = self.adb.pull(path, Path(tmp) / "output.bin")
+            except DeviceDisconnected:
+                raise
+            except DeviceError:
+                return None
+            data = local.read_bytes()
+        self.adb.shell(["rm", "-f", path])
+        return data
 
     def native_installed(self, binaries: list[str]) -> dict[str, bool]:
         """Which native runners already sit in /data/local/tmp/effvit/bin (one shell call)."""
@@ -523,6 +560,11 @@ def open_devices(specs: list[str], *, lock: bool = False) -> list[Device]:
                 dev.unlock()
             raise
     return devices
+
+
+def _input_args(input_path: str | None) -> list[str]:
+    """Python runner flags that feed the verification input and return output 0 in the result line."""
+    return ["--input", input_path, "--output-in-result"] if input_path is not None else []
 
 
 def _short(argv: list[str], limit: int = 80) -> str:

@@ -38,6 +38,8 @@ from typing import Any
 from .. import __version__
 from ..errors import DeviceError, EffvitError, InvalidInputError, MissingFileError
 from ..fileio import sha256_file
+from ..runners import folder as runner_folder
+from . import device_parity
 from .adb import DeviceDisconnected, DeviceTimeout
 from .app_result import parse_app_result
 from .app_runner import RUNNER_NAMES as APP_RUNNER_NAMES
@@ -61,7 +63,8 @@ STDERR_TAIL_CHARS = 2000
 DEFAULT_TIMEOUT_S = 3600.0
 # Manifest fields copied into every record (the report needs params/MACs/size; the rest traces the artifact).
 MANIFEST_FIELDS = ("artifact", "params", "macs", "size_bytes", "optimize", "nhwc", "optimizations", "parity",
-                   "export_seconds", "cache_key", "created_at", "weights", "checkpoint_sha256", "versions")
+                   "export_seconds", "cache_key", "created_at", "weights", "checkpoint_sha256", "versions",
+                   "verification")
 
 
 # --- artifacts -----------------------------------------------------------------------------------------------------
@@ -271,6 +274,8 @@ def plan_device(device: Device, spec: SweepSpec, options: RunOptions) -> DeviceP
     targets = list(dict.fromkeys(c.target for c in spec.configurations))
     app = _app_session(device, options)
     runners = {t: choose_runner(device, t, options.runner, options.runner_dir, app) for t in targets}
+    if any(c.native is not None for c in runners.values()):  # before anything is pushed
+        runner_folder.check_abi(options.runner_dir, facts.get("abi"), device.spec)
     threads = sorted({c.threads for c in spec.configurations})
     masks = {n: device.mask_for(options.cores, n) for n in threads}
     return DevicePlan(device, facts, runners, masks, list(spec.configurations))
@@ -600,8 +605,10 @@ class _Worker:
             assert choice.binary is not None
             binary, libdir = dev.prepare_native(choice.binary, shared_libraries(opts.runner_dir))
             rec.versions[choice.native.binary] = "sha256:" + sha256_file(choice.binary)[:16]
+            _runner_versions(rec, opts.runner_dir, config.target)
         else:
             dev.prepare_python_runner()
+        staged = device_parity.stage(dev, artifact.path, artifact.manifest)
         rec.thermal_before, rec.freqs_before = dev.thermal(), dev.freqs()
         if choice.app is not None:
             out = choice.app.run(device_path, config.target, threads=config.threads, runs=opts.runs,
@@ -609,13 +616,29 @@ class _Worker:
         elif choice.native is not None:
             out = dev.run_native(choice.native, binary, device_path, threads=config.threads, runs=opts.runs,
                                  warmup=opts.warmup, mask=rec.mask, library_dir=libdir, timeout=opts.timeout_s)
-        else:
+        else:  # measured on the verification input, so the same process returns the output to check
             out = dev.run_python_runner(device_path, config.target, threads=config.threads, runs=opts.runs,
-                                        warmup=opts.warmup, mask=rec.mask, timeout=opts.timeout_s)
+                                        warmup=opts.warmup, mask=rec.mask, timeout=opts.timeout_s,
+                                        input_path=staged.device_input
+                                        if isinstance(staged, device_parity.Staged) else None)
         rec.thermal_after, rec.freqs_after = dev.thermal(), dev.freqs()
         rec.throttled = detect_throttle(rec.freqs_before, rec.freqs_after, rec.thermal_before, rec.thermal_after)
         rec.extra["process_s"] = round(out.seconds, 4)
-        _fill_result(rec, choice, out, opts.warmup)
+        output = _fill_result(rec, choice, out, opts.warmup)
+        if not rec.ok:
+            return
+        if not isinstance(staged, device_parity.Staged):
+            rec.device_parity = staged  # unchecked, with the reason
+        elif choice.app is not None:
+            rec.device_parity = device_parity.check_app(
+                choice.app, staged, device_artifact=device_path, target=config.target, threads=config.threads,
+                timeout=opts.timeout_s, precision=config.precision, runner=choice.kind)
+        elif choice.native is None:
+            rec.device_parity = device_parity.from_values(staged, output, config.precision, choice.kind)
+        else:
+            rec.device_parity = device_parity.check_native(
+                dev, staged, choice.native, binary=binary, device_artifact=device_path, library_dir=libdir,
+                threads=config.threads, mask=rec.mask, timeout=opts.timeout_s, precision=config.precision)
 
     def _keep(self, record: BenchRecord) -> None:
         self.store.append(record)
@@ -627,12 +650,15 @@ class _Worker:
                 self.summary.failed += 1
 
 
-def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup: int) -> None:
-    """Parse a runner's output into the record, or turn the failure into the record's error."""
+def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup: int) -> list[float] | None:
+    """Parse a runner's output into the record, or turn the failure into the record's error.
+
+    Returns the output values the runner reported (Python runners asked for them), else None.
+    """
     if choice.app is not None and out.returncode != 0:  # stderr: what went wrong, then the logcat tail
         rec.error = _last_line(out.stderr.split("\n--- logcat", 1)[0]) or "app run failed"
         rec.stderr_tail = _tail(out.stderr)
-        return
+        return None
     if out.returncode != 0:
         rec.extra["runner_exit"] = out.returncode
         what = "python runner" if choice.native is None else choice.native.binary
@@ -641,7 +667,7 @@ def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup:
         last = _last_line(out.stderr) or _last_line(out.stdout) or "no output"
         rec.error = f"{what} exited with {out.returncode}{hint}: {last}"
         rec.stderr_tail = _tail(out.stderr) or _tail(out.stdout)
-        return
+        return None
     try:
         if choice.app is not None:
             parsed: ParsedRun = parse_app_result(out.result or "")
@@ -653,7 +679,7 @@ def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup:
         rec.error = _one_line(str(exc))
         rec.stderr_tail = _tail(out.stderr)
         rec.extra["stdout_tail"] = _tail(out.stdout)
-        return
+        return None
     rec.stats = parsed.stats
     rec.samples_ms = parsed.samples_ms
     rec.init_ms, rec.first_ms = parsed.init_ms, parsed.first_ms
@@ -661,9 +687,19 @@ def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup:
     rec.extra.update(parsed.extra)
     if parsed.threads is not None and parsed.threads != rec.threads:
         rec.extra["runner_threads"] = parsed.threads  # what the runner says it used, when it differs
+    return parsed.output
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
+
+
+def _runner_versions(rec: BenchRecord, runner_dir: Path | None, target: str) -> None:
+    """The runtime version a built runner folder declares (runners.json), like the Python runners report theirs."""
+    info = runner_folder.runner_info(runner_dir, target)
+    if info is not None:
+        rec.versions[str(info.get("runtime_package") or info["runtime"])] = str(info["runtime_version"])
+        rec.extra["runner_build"] = {k: info.get(k) for k in ("notes", "build_key", "abi", "statistics")
+                                     if info.get(k) is not None}
 
 
 def _model(facts: dict[str, Any]) -> str | None:

@@ -57,6 +57,30 @@ class NativeRunner:
                     f"--cpu_threads={threads}"]
         raise AssertionError(f"no native runner for target {self.target}")
 
+    def parity_command(self, binary_path: str, artifact_path: str, input_path: str, output_path: str, *,
+                       threads: int, input_name: str | None, input_shape: list[int]) -> list[str]:
+        """Argument list for one inference on `input_path` (raw float32) writing output 0 to `output_path`.
+
+        benchmark_model uses its own flags (--input_layer_value_files takes NAME:FILE, with ':' in the name escaped
+        as '\\:'; --output_filepath writes the raw output bytes); our executor_runner and onnxruntime_perf_test take
+        --inputs/--output_file and --input_file/--output_file.
+        """
+        if self.target == "tflite":
+            if not input_name:
+                raise ValueError("benchmark_model needs the TFLite input tensor name to read an input file")
+            name = input_name.replace(":", "\\:")
+            return [binary_path, f"--graph={artifact_path}", f"--num_threads={threads}", "--warmup_runs=0",
+                    "--num_runs=1", "--warmup_min_secs=0", "--min_secs=0", f"--input_layer={input_name}",
+                    "--input_layer_shape=" + ",".join(str(d) for d in input_shape),
+                    f"--input_layer_value_files={name}:{input_path}", f"--output_filepath={output_path}"]
+        if self.target == "onnx":
+            return [binary_path, "-m", "times", "-r", "1", "-x", str(threads), "-y", "1", "-e", "cpu",
+                    "--input_file", input_path, "--output_file", output_path, artifact_path]
+        if self.target == "executorch":
+            return [binary_path, f"--model_path={artifact_path}", "--num_executions=1", f"--cpu_threads={threads}",
+                    f"--inputs={input_path}", f"--output_file={output_path}"]
+        raise AssertionError(f"no native runner for target {self.target}")
+
     def effective_warmup(self, warmup: int) -> int:
         """How many warm-up runs the binary really does for a requested `warmup`."""
         return _ORT_WARMUP if self.target == "onnx" else warmup

@@ -52,6 +52,7 @@ class ParsedRun:
     runner: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    output: list[float] | None = None  # output 0 when the runner was asked for it (device parity)
 
 
 def parse_runner_output(runner: str, stdout: str, *, warmup: int = 0) -> ParsedRun:
@@ -203,6 +204,7 @@ _ET_ITER = re.compile(rf"Iteration (\d+) of (\d+):\s*({_NUM})\s*ms")
 _ET_TOTAL = re.compile(rf"Model executed successfully (\d+) time\(s\)(?: in ({_NUM}) ms)?")
 _ET_LOADED = re.compile(rf"Model loaded in ({_NUM}) ms")
 _ET_THREADS = re.compile(r"Resetting threadpool with num threads = (-?\d+)")
+_ET_PEAK_RSS = re.compile(r"Peak RSS: (\d+) KB")  # effvit-deploy's executor_runner build only
 
 
 def parse_executor_runner(stdout: str, *, warmup: int = 0) -> ParsedRun:
@@ -217,7 +219,7 @@ def parse_executor_runner(stdout: str, *, warmup: int = 0) -> ParsedRun:
         raise ValueError(f"warmup must be >= 0, got {warmup}")
     iters: list[tuple[int, int, float]] = []
     total: tuple[int, float | None] | None = None
-    init_ms = threads = None
+    init_ms = threads = peak_rss_kb = None
     for line in stdout.splitlines():
         if m := _ET_ITER.search(line):
             iters.append((int(m.group(1)), int(m.group(2)), _req_float(m.group(3), "executor_runner", stdout)))
@@ -227,10 +229,14 @@ def parse_executor_runner(stdout: str, *, warmup: int = 0) -> ParsedRun:
             init_ms = _float(m.group(1))
         elif m := _ET_THREADS.search(line):
             threads = int(m.group(1))
+        elif m := _ET_PEAK_RSS.search(line):
+            peak_rss_kb = int(m.group(1))
     if total is None:
         raise _error("executor_runner", "no 'Model executed successfully' line; the run did not finish", stdout)
     n_total, total_ms = total
     extra: dict[str, Any] = {"num_executions": n_total}
+    if peak_rss_kb is not None:
+        extra["peak_rss_kb"] = peak_rss_kb
 
     if iters:
         indices = [i for i, _, _ in iters]
@@ -264,6 +270,7 @@ _ORT_SESSION = re.compile(rf"Session creation time cost:\s*({_NUM})\s*s")
 _ORT_FIRST = re.compile(rf"First inference time cost:\s*({_NUM})\s*ms")
 _ORT_REQUESTS = re.compile(r"(?:Total inference requests|Total iterations):\s*(\d+)")
 _ORT_AVERAGE = re.compile(rf"Average (?:inference )?time cost(?: total)?:\s*({_NUM})\s*ms")
+_ORT_PEAK = re.compile(r"Peak working set size:\s*(\d+)\s*bytes")
 _ORT_LATENCY = re.compile(rf"\b(Min|Max|P50|P90|P95|P99|P999) Latency(?: is)?:?\s*({_NUM})\s*s(?:ec)?\b")
 
 
@@ -272,7 +279,7 @@ def parse_perf_test(stdout: str) -> ParsedRun:
 
     Its percentiles are the element at index floor(n*p) of the sorted times, not interpolated; std is not printed.
     """
-    session_s = first_ms = n = mean_ms = None
+    session_s = first_ms = n = mean_ms = peak_bytes = None
     lat: dict[str, float | None] = {}
     for line in stdout.splitlines():
         if m := _ORT_SESSION.search(line):
@@ -283,6 +290,8 @@ def parse_perf_test(stdout: str) -> ParsedRun:
             n = int(m.group(1))
         elif m := _ORT_AVERAGE.search(line):
             mean_ms = _float(m.group(1))
+        elif m := _ORT_PEAK.search(line):
+            peak_bytes = int(m.group(1))
         elif m := _ORT_LATENCY.search(line):
             value = _float(m.group(2))
             lat[m.group(1)] = value * 1000.0 if value is not None else None
@@ -298,7 +307,10 @@ def parse_perf_test(stdout: str) -> ParsedRun:
         "n": n,
         "basis": "runner",
     }
-    extra = {f"{k.lower()}_ms": v for k, v in lat.items() if k in ("P95", "P99", "P999") and v is not None}
+    extra: dict[str, Any] = {f"{k.lower()}_ms": v for k, v in lat.items()
+                             if k in ("P95", "P99", "P999") and v is not None}
+    if peak_bytes is not None:
+        extra["peak_rss_kb"] = peak_bytes // 1024
     init_ms = session_s * 1000.0 if session_s is not None else None
     return ParsedRun(stats=stats, init_ms=init_ms, first_ms=first_ms, extra=extra)
 
@@ -344,6 +356,8 @@ def parse_python_runner(stdout: str) -> ParsedRun:
         runner=payload.get("runner") if isinstance(payload.get("runner"), str) else None,
         versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
         extra=payload.get("extra") if isinstance(payload.get("extra"), dict) else {},
+        output=[float(x) for x in payload["output"]] if isinstance(payload.get("output"), list)
+        and all(_is_number(x) for x in payload["output"]) else None,
     )
 
 

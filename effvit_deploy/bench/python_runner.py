@@ -71,7 +71,19 @@ def _random_input(shape: list[int], dtype: Any) -> Any:
     raise ValueError(f"unsupported input dtype {dtype}")
 
 
-def load_tflite(path: str, threads: int) -> tuple[Invoke, dict[str, Any]]:
+def _first_input(x: Any, shape: list[int], dtype: Any) -> Any:
+    """Input 0 from the --input file (float32 values, converted to the input's dtype), else random."""
+    import numpy as np
+
+    if x is None:
+        return _random_input(shape, dtype)
+    want = int(np.prod([int(d) if int(d) > 0 else 1 for d in shape]))
+    if x.size != want:
+        raise ValueError(f"--input has {x.size} float32 values, the model's input 0 needs {want} ({shape})")
+    return x.reshape([int(d) if int(d) > 0 else 1 for d in shape]).astype(dtype)
+
+
+def load_tflite(path: str, threads: int, x: Any = None) -> tuple[Invoke, dict[str, Any]]:
     """LiteRT interpreter with `threads` threads (XNNPACK default delegate); inputs set once, invoke() timed."""
     try:
         from ai_edge_litert import interpreter as tfl
@@ -88,11 +100,14 @@ def load_tflite(path: str, threads: int) -> tuple[Invoke, dict[str, Any]]:
     interp = tfl.Interpreter(model_path=path, num_threads=threads)
     interp.allocate_tensors()
     shapes = []
-    for detail in interp.get_input_details():
-        x = _random_input(list(detail["shape"]), detail["dtype"])
-        interp.set_tensor(detail["index"], x)
-        shapes.append((list(x.shape), str(x.dtype)))
-    return interp.invoke, {"versions": versions, "inputs": shapes, "delegate": "xnnpack (default)"}
+    for i, detail in enumerate(interp.get_input_details()):
+        value = _first_input(x, list(detail["shape"]), detail["dtype"]) if i == 0 else \
+            _random_input(list(detail["shape"]), detail["dtype"])
+        interp.set_tensor(detail["index"], value)
+        shapes.append((list(value.shape), str(value.dtype)))
+    out_index = interp.get_output_details()[0]["index"]
+    return interp.invoke, {"versions": versions, "inputs": shapes, "delegate": "xnnpack (default)",
+                           "output": lambda: interp.get_tensor(out_index)}
 
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int8)": "int8",
@@ -100,7 +115,7 @@ _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(
               "tensor(double)": "float64"}
 
 
-def load_onnx(path: str, threads: int) -> tuple[Invoke, dict[str, Any]]:
+def load_onnx(path: str, threads: int, x: Any = None) -> tuple[Invoke, dict[str, Any]]:
     """onnxruntime session on the CPU provider with intra-op threads = `threads`; `run()` timed."""
     try:
         import onnxruntime as ort
@@ -113,16 +128,19 @@ def load_onnx(path: str, threads: int) -> tuple[Invoke, dict[str, Any]]:
     opts.log_severity_level = 3
     session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
     feeds = {}
-    for inp in session.get_inputs():
+    for i, inp in enumerate(session.get_inputs()):
         dims = [d if isinstance(d, int) else 1 for d in inp.shape]
-        feeds[inp.name] = _random_input(dims, _ORT_TYPES.get(inp.type, "float32"))
-    shapes = [(list(x.shape), str(x.dtype)) for x in feeds.values()]
+        dtype = _ORT_TYPES.get(inp.type, "float32")
+        feeds[inp.name] = _first_input(x, dims, dtype) if i == 0 else _random_input(dims, dtype)
+    shapes = [(list(v.shape), str(v.dtype)) for v in feeds.values()]
+    last: list[Any] = []
 
     def invoke() -> Any:
-        return session.run(None, feeds)
+        last[:] = session.run(None, feeds)
+        return last
 
     return invoke, {"versions": {"onnxruntime": ort.__version__}, "inputs": shapes,
-                    "providers": session.get_providers()}
+                    "providers": session.get_providers(), "output": lambda: last[0]}
 
 
 # c10::ScalarType codes that ExecuTorch's MethodMeta reports for tensor inputs.
@@ -130,7 +148,7 @@ _ET_DTYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "flo
               11: "bool"}
 
 
-def load_executorch(path: str, threads: int) -> tuple[Invoke, dict[str, Any]]:
+def load_executorch(path: str, threads: int, x: Any = None) -> tuple[Invoke, dict[str, Any]]:
     """ExecuTorch runtime; the XNNPACK thread pool is reset to `threads` before loading; `execute()` timed."""
     try:
         import torch  # the ExecuTorch pybindings take torch tensors
@@ -146,27 +164,35 @@ def load_executorch(path: str, threads: int) -> tuple[Invoke, dict[str, Any]]:
     inputs = []
     for i in range(meta.num_inputs()):
         tm = meta.input_tensor_meta(i)
-        inputs.append(torch.from_numpy(_random_input(list(tm.sizes()), _ET_DTYPES.get(int(tm.dtype()), "float32"))))
+        shape, dtype = list(tm.sizes()), _ET_DTYPES.get(int(tm.dtype()), "float32")
+        inputs.append(torch.from_numpy(_first_input(x, shape, dtype) if i == 0 else _random_input(shape, dtype)))
     count = getattr(portable_lib, "_threadpool_get_thread_count", None)
+    last: list[Any] = []
 
     def invoke() -> Any:
-        return method.execute(inputs)
+        last[:] = method.execute(inputs)
+        return last
 
     versions = {"executorch": _version("executorch"), "torch": torch.__version__}
     return invoke, {"versions": versions, "inputs": [(list(t.shape), str(t.dtype)) for t in inputs],
                     "threadpool_threads": count() if count is not None else None,
-                    "threads_set": reset is not None}
+                    "threads_set": reset is not None, "output": lambda: last[0].float().numpy()}
 
 
 # Modules each loader imports (alternatives in order); imported before the clock for init_ms starts.
 _IMPORTS = {"tflite": ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"), "onnx": ("onnxruntime",),
             "executorch": ("executorch.runtime",)}
-LOADERS: dict[str, Callable[[str, int], tuple[Invoke, dict[str, Any]]]] = {
+LOADERS: dict[str, Callable[[str, int, Any], tuple[Invoke, dict[str, Any]]]] = {
     "tflite": load_tflite, "onnx": load_onnx, "executorch": load_executorch}
 
 
-def measure(runtime: str, artifact: str, *, threads: int, runs: int, warmup: int) -> dict[str, Any]:
-    """Load, run `warmup + runs` timed inferences and return the JSON-ready result."""
+def measure(runtime: str, artifact: str, *, threads: int, runs: int, warmup: int, input_file: str | None = None,
+            output_file: str | None = None, output_in_result: bool = False) -> dict[str, Any]:
+    """Load, run `warmup + runs` timed inferences and return the JSON-ready result.
+
+    With `input_file` (raw float32 values) input 0 is read from it; output 0 of the last run is written to
+    `output_file` as raw float32 and/or returned as the result's "output" list (the harness's device parity check).
+    """
     t0 = time.perf_counter()
     import numpy
 
@@ -178,16 +204,21 @@ def measure(runtime: str, artifact: str, *, threads: int, runs: int, warmup: int
             continue
     loader = LOADERS[runtime]
     t1 = time.perf_counter()
-    invoke, info = loader(artifact, threads)
+    x = numpy.fromfile(input_file, dtype="<f4") if input_file else None
+    invoke, info = loader(artifact, threads, x)
     t2 = time.perf_counter()
     times: list[float] = []
     for _ in range(warmup + runs):
         start = time.perf_counter_ns()
         invoke()
         times.append((time.perf_counter_ns() - start) / 1e6)
+    read_output = info.pop("output")
+    output = numpy.ascontiguousarray(read_output(), dtype="<f4") if output_file or output_in_result else None
+    if output_file:
+        _write_atomic(output_file, output.tobytes())
     versions = {"python": platform.python_version(), "numpy": numpy.__version__, **info.pop("versions")}
     inputs = info.pop("inputs")
-    return {
+    result: dict[str, Any] = {
         "runner": RUNNER_NAMES[runtime],
         "samples_ms": times[warmup:],
         "init_ms": (t2 - t1) * 1000.0,
@@ -198,6 +229,16 @@ def measure(runtime: str, artifact: str, *, threads: int, runs: int, warmup: int
                   "input_shape": inputs[0][0] if inputs else None, "input_dtype": inputs[0][1] if inputs else None,
                   "pid": os.getpid(), **info},
     }
+    if output_in_result and output is not None:
+        result["output"] = [float(v) for v in output.ravel()]
+    return result
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -208,6 +249,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--out", help="also write the JSON line to this file (written whole, then renamed into place)")
+    p.add_argument("--input", help="raw float32 values for input 0 (default: seeded random input)")
+    p.add_argument("--output", help="write output 0 of the last run here as raw float32")
+    p.add_argument("--output-in-result", action="store_true",
+                   help="put output 0 of the last run into the JSON line as \"output\": [float, ...]")
     return p
 
 
@@ -216,11 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1 or args.runs < 1 or args.warmup < 0:
         print("error: --threads and --runs must be >= 1 and --warmup >= 0", file=sys.stderr)
         return 2
-    if not os.path.isfile(args.artifact):
-        print(f"error: artifact {args.artifact} does not exist", file=sys.stderr)
-        return 2
+    for label, path in (("artifact", args.artifact), ("--input file", args.input)):
+        if path is not None and not os.path.isfile(path):
+            print(f"error: {label} {path} does not exist", file=sys.stderr)
+            return 2
     try:
-        result = measure(args.runtime, args.artifact, threads=args.threads, runs=args.runs, warmup=args.warmup)
+        result = measure(args.runtime, args.artifact, threads=args.threads, runs=args.runs, warmup=args.warmup,
+                         input_file=args.input, output_file=args.output, output_in_result=args.output_in_result)
     except MissingRuntime as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MISSING_RUNTIME
@@ -229,10 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     line = json.dumps(result, separators=(",", ":")) + "\n"
     if args.out:
-        tmp = f"{args.out}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(line)
-        os.replace(tmp, args.out)
+        _write_atomic(args.out, line.encode("utf-8"))
     sys.stdout.write(line)
     sys.stdout.flush()
     return 0

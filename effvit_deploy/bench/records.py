@@ -135,6 +135,8 @@ class BenchRecord:
     started_at: str | None = None  # ISO 8601
     finished_at: str | None = None
     versions: dict[str, str] = field(default_factory=dict)  # runtime/tool versions
+    # one run on the device with the manifest's verification input vs the PyTorch reference (see device_parity.py)
+    device_parity: dict[str, Any] | None = None
     # failure
     error: str | None = None
     stderr_tail: str | None = None

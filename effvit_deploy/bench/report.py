@@ -149,11 +149,18 @@ class Table:
     def has_speedups(self) -> bool:
         return any(softmax_twin(r.model) or efficientnet_twin(r.model) for r in self.rows)
 
+    @property
+    def has_parity(self) -> bool:
+        """Some record here carries a device parity check (then every device gets a parity column)."""
+        return any(c.record is not None and c.record.device_parity for r in self.rows for c in r.cells)
+
     def header(self) -> list[str]:
         cols = ["model", *self.devices]
         if self.has_speedups:
             cols += [f"× softmax · {d}" for d in self.devices]
             cols += [f"× EfficientNet · {d}" for d in self.devices]
+        if self.has_parity:
+            cols += [f"parity · {d}" for d in self.devices]
         return cols
 
     def error_cells(self) -> list[tuple[str, str, BenchRecord]]:
@@ -290,8 +297,26 @@ def _cell_parts(cell: Cell) -> tuple[str, str | None]:
     small = ("p90 " + _ms(cell.p90_ms)) if kind == "median" and cell.p90_ms is not None else None
     if kind == "mean":
         small = "mean"
-    main = _ms(value) + (" ⚠" if cell.record.throttled else "")
+    main = _ms(value) + (" ⚠" if cell.record.throttled else "") + (" ✗" if _parity_missed(cell.record) else "")
     return main, small
+
+
+def _parity_missed(rec: BenchRecord) -> bool:
+    return bool(rec.device_parity) and rec.device_parity.get("status") == "fail"  # type: ignore[union-attr]
+
+
+def parity_text(rec: BenchRecord | None) -> str:
+    """Parity cell: "ok", "MISS cos=0.9123" (outside the manifest tolerance), "error", or "–" (not checked)."""
+    parity = rec.device_parity if rec is not None else None
+    if not parity:
+        return _DASH
+    status = parity.get("status")
+    if status == "pass":
+        return "ok"
+    if status == "fail":
+        cos = parity.get("cosine")
+        return f"MISS cos={cos:.4f}" if isinstance(cos, float) else "MISS"
+    return "error" if status == "error" else _DASH
 
 
 def _notes(table: Table) -> list[str]:
@@ -311,6 +336,17 @@ def _notes(table: Table) -> list[str]:
         notes.append("'mean': the runner reported only a mean (no median/p90); speedups compare means with means.")
     if any(c.record is not None and c.record.ok and c.record.throttled for row in table.rows for c in row.cells):
         notes.append("⚠ = clocks dropped or temperature rose past the threshold during the measurement.")
+    if table.has_parity:
+        notes.append("parity = one run on the device with the export's verification input vs the PyTorch reference, "
+                     "judged by the export's tolerance; ✗ / MISS = outside it.")
+        for row in table.rows:
+            for device, cell in zip(table.devices, row.cells, strict=True):
+                parity = cell.record.device_parity if cell.record is not None else None
+                if parity and parity.get("status") in ("fail", "error"):
+                    detail = parity.get("error") or (f"max_abs={parity.get('max_abs'):.3g} cosine="
+                                                     f"{parity.get('cosine'):.6f} top1_equal={parity.get('top1_equal')}"
+                                                     f" (needs {parity.get('criterion')})")
+                    notes.append(f"  parity {parity.get('status')}: {device}, {row.label}: {detail}")
     errors = table.error_cells()
     if errors:
         notes.append(f"{len(errors)} error cell{'s' if len(errors) != 1 else ''}:")
@@ -351,6 +387,8 @@ def to_markdown(tables: Sequence[Table], records: Sequence[BenchRecord] = ()) ->
                 cells.append(f"{main} <sub>{small}</sub>" if small else main)
             if table.has_speedups:
                 cells += [_ratio(v) for v in row.vs_softmax] + [_ratio(v) for v in row.vs_efficientnet]
+            if table.has_parity:
+                cells += [parity_text(c.record) for c in row.cells]
             out.append("| " + " | ".join([_md_text(row.label), *(_md_escape(c) for c in cells)]) + " |")
         out.append("")
         for note in _notes(table):  # a bullet list, so each note renders on its own line; errors nest under theirs
@@ -415,7 +453,8 @@ def _cluster_text(cluster: object) -> str:
 CSV_COLUMNS = tuple(
     """target precision threads model resolution variant device device_serial device_model soc runner median_ms p90_ms
     mean_ms min_ms max_ms std_ms n basis init_ms first_ms throttled speedup_vs_softmax softmax_twin
-    speedup_vs_efficientnet efficientnet_ref error key finished_at""".split()
+    speedup_vs_efficientnet efficientnet_ref device_parity parity_cosine parity_max_abs parity_top1_equal error key
+    finished_at""".split()
 )
 
 
@@ -454,6 +493,10 @@ def _csv_row(table: Table, row: Row, i: int, rec: BenchRecord) -> dict[str, str]
         "softmax_twin": softmax_twin(row.model),
         "speedup_vs_efficientnet": row.vs_efficientnet[i],
         "efficientnet_ref": row.efficientnet_ref,
+        "device_parity": (rec.device_parity or {}).get("status"),
+        "parity_cosine": (rec.device_parity or {}).get("cosine"),
+        "parity_max_abs": (rec.device_parity or {}).get("max_abs"),
+        "parity_top1_equal": (rec.device_parity or {}).get("top1_equal"),
         "error": rec.error,
         "key": rec.key,
         "finished_at": rec.finished_at,
@@ -488,6 +531,8 @@ def to_html(tables: Sequence[Table], records: Sequence[BenchRecord] = ()) -> str
                 tds.append(f"<td{css}>{esc(main)}" + (f" <sub>{esc(small)}</sub>" if small else "") + "</td>")
             if table.has_speedups:
                 tds += [f"<td>{esc(_ratio(v))}</td>" for v in [*row.vs_softmax, *row.vs_efficientnet]]
+            if table.has_parity:
+                tds += [f"<td>{esc(parity_text(c.record))}</td>" for c in row.cells]
             parts.append("<tr>" + "".join(tds) + "</tr>")
         parts.append("</tbody></table>")
         parts.append('<div class="notes">' + "<br>".join(esc(n) for n in _notes(table)) + "</div>")

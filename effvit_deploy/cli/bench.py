@@ -45,9 +45,11 @@ from ..errors import InvalidInputError, MissingFileError
 from ..memory_guard import parse_size
 from ..outputs import check_output_file, check_output_folder
 from . import interrupts
+from . import runners as runners_cli
 from .common import EXIT_BAD_INPUT, make_app, run_app
 
 app = make_app("Measure exported models on this machine and on Android phones (adb); report latency tables.")
+app.add_typer(runners_cli.app, name="runners")
 
 EXIT_FAILED_RUNS = 1
 _WIDE = 160

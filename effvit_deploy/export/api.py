@@ -34,7 +34,7 @@ from ..fileio import atomic_path, sha256_file
 from ..models.checkpoint import load_into, read_state_dict
 from ..models.registry import get_builder
 from . import manifest as mf
-from . import quantize
+from . import quantize, verification_files
 from .deploy import to_deploy_form
 from .verify import IMAGENET_MEAN, IMAGENET_STD, fixed_input, reference_logits, verify
 from .weights import seeded_model, weights_sha256
@@ -284,6 +284,8 @@ def run(request: Request, *, force: bool = False, progress: Progress | None = No
         cached = _cached_entry(folder, artifact, key)
         if cached is not None:
             say("cached")
+            if not verification_files.present(folder, cached):  # exported before the files existed: add them
+                cached = _add_verification(request, backend, model, folder, artifact)
             return {**cached, "cached": True, "path": str(final)}
 
     example = fixed_input(request.resolution)
@@ -320,8 +322,12 @@ def run(request: Request, *, force: bool = False, progress: Progress | None = No
             tmp.chmod(ARTIFACT_MODE)  # mkstemp creates 0600; artifacts are ordinary readable files
             digest = sha256_file(tmp)
             size = tmp.stat().st_size
+            input_name = _input_name(backend, tmp)
             # Rename and manifest update under one lock: a parallel export of the same file cannot interleave.
             lock.enter_context(mf.folder_lock(folder))
+        # after the rename: an interrupted conversion leaves no verification files behind either
+        verification = verification_files.write(folder, artifact, example.numpy(), reference, nhwc=request.nhwc,
+                                                input_name=input_name)
         entry = {
             "artifact": artifact,
             "model": request.name,
@@ -338,6 +344,7 @@ def run(request: Request, *, force: bool = False, progress: Progress | None = No
             "size_bytes": size,
             "sha256": digest,
             "parity": parity,
+            "verification": verification,
             "input": _input_spec(request),
             "num_classes": int(reference.shape[-1]),
             "versions": versions,
@@ -452,6 +459,25 @@ def _options(request: Request) -> dict[str, Any]:
             int8_attention=request.int8_attention,
         )
     return options
+
+
+def _input_name(backend: Any, path: Path) -> str | None:
+    """The graph input's tensor name for targets whose native runner needs it (TFLite), else None."""
+    reader = getattr(backend, "input_name", None)
+    return reader(path) if reader is not None else None
+
+
+def _add_verification(request: Request, backend: Any, model: Any, folder: Path, artifact: str) -> dict[str, Any]:
+    """Write the verification files for an artifact cached without them and record them in its manifest entry."""
+    example = fixed_input(request.resolution)
+    reference = reference_logits(model, example)
+    info = verification_files.write(folder, artifact, example.numpy(), reference, nhwc=request.nhwc,
+                                    input_name=_input_name(backend, folder / artifact))
+    with mf.folder_lock(folder):
+        entry = mf.read_entry(folder, artifact) or {}
+        entry["verification"] = info
+        mf.put_entry_locked(folder, artifact, entry)
+    return entry
 
 
 def _input_spec(request: Request) -> dict[str, Any]:

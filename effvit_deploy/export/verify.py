@@ -16,14 +16,14 @@ import torch
 from torch import nn
 
 from ..errors import ArtifactError
+from ..parity import FP16_MIN_COSINE, FP32_MAX_ABS, INT8_MIN_COSINE, compare, describe
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INPUT_SEED = 1234
 
-FP32_MAX_ABS = 1e-4
-FP16_MIN_COSINE = 0.999
-INT8_MIN_COSINE = 0.98
+__all__ = ["FP16_MIN_COSINE", "FP32_MAX_ABS", "INT8_MIN_COSINE", "compare", "describe", "fixed_input",
+           "reference_logits", "verify", "VerificationError"]
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -52,51 +52,6 @@ def reference_logits(model: nn.Module, example: torch.Tensor) -> np.ndarray:
         return model.eval()(example).detach().float().numpy()
 
 
-def compare(reference: np.ndarray, actual: np.ndarray, precision: str) -> dict:
-    """Parity figures of `actual` against `reference` and whether they pass for `precision`.
-
-    Returns:
-        {"max_abs", "mean_abs", "cosine", "top1_equal", "criterion", "passed"}.
-    """
-    ref = np.asarray(reference, dtype=np.float64).reshape(reference.shape[0], -1)
-    act = np.asarray(actual, dtype=np.float64)
-    if act.size != ref.size:
-        return {
-            "max_abs": None,
-            "mean_abs": None,
-            "cosine": None,
-            "top1_equal": False,
-            "criterion": f"output shape {tuple(np.shape(actual))} must equal {tuple(np.shape(reference))}",
-            "passed": False,
-        }
-    act = act.reshape(ref.shape)
-    diff = np.abs(ref - act)
-    finite = bool(np.isfinite(act).all())
-    denom = float(np.linalg.norm(ref) * np.linalg.norm(act))
-    cosine = min(1.0, float((ref * act).sum() / denom)) if denom > 0 and finite else 0.0
-    top1_equal = bool((ref.argmax(axis=1) == act.argmax(axis=1)).all())
-    max_abs = float(diff.max()) if finite else float("inf")
-    if precision == "fp32":
-        criterion = f"max_abs <= {FP32_MAX_ABS:g} and top-1 equal"
-        passed = max_abs <= FP32_MAX_ABS and top1_equal
-    elif precision == "fp16":
-        criterion = f"cosine >= {FP16_MIN_COSINE}"
-        passed = cosine >= FP16_MIN_COSINE
-    elif precision == "int8":
-        criterion = f"cosine >= {INT8_MIN_COSINE}"
-        passed = cosine >= INT8_MIN_COSINE
-    else:
-        raise ValueError(f"no parity criterion for precision {precision!r}")
-    return {
-        "max_abs": max_abs,
-        "mean_abs": float(diff.mean()) if finite else float("inf"),
-        "cosine": cosine,
-        "top1_equal": top1_equal,
-        "criterion": criterion,
-        "passed": bool(passed and finite),
-    }
-
-
 def verify(runner: Runner, reference: np.ndarray, example: torch.Tensor, precision: str, *, what: str) -> dict:
     """Run `runner` on `example` (NCHW float32), compare with `reference`; return parity or raise.
 
@@ -108,13 +63,3 @@ def verify(runner: Runner, reference: np.ndarray, example: torch.Tensor, precisi
     if not parity["passed"]:
         raise VerificationError(f"{what} failed verification: {describe(parity)}", parity)
     return parity
-
-
-def describe(parity: dict) -> str:
-    """One line with the parity numbers and the criterion, e.g. for an error or a table cell."""
-    if parity.get("max_abs") is None:
-        return parity["criterion"]
-    return (
-        f"max_abs={parity['max_abs']:.3g} cosine={parity['cosine']:.6f} top1_equal={parity['top1_equal']} "
-        f"(needs {parity['criterion']})"
-    )

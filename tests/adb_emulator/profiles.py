@@ -112,7 +112,26 @@ SM8450 = DeviceProfile(
                    ("sdm-therm", 33000), ("battery", 31000)),
 )
 
-PROFILES: dict[str, DeviceProfile] = {p.key: p for p in (SM8150, SM8450)}
+# An x86-64 Android device (the SDK emulator's system image): its shell runs x86-64 binaries, so runners built here
+# for x86_64 really execute when pushed to it. Two CPUs at one clock, like the machines the tests run on.
+X86_64 = DeviceProfile(
+    key="x86_64",
+    product_name="sdk_gphone64_x86_64",
+    model="sdk_gphone64_x86_64",
+    device="emu64x",
+    manufacturer="Google",
+    soc_model="x86_64",
+    soc_manufacturer="Intel",
+    board_platform="ranchu",
+    android_release="14",
+    sdk=34,
+    abi="x86_64",
+    clusters=(Cluster(2, 2400000),),
+    thermal_zones=(("cpu-therm", 35000),),
+    extra_props={"ro.product.cpu.abilist": "x86_64,arm64-v8a"},
+)
+
+PROFILES: dict[str, DeviceProfile] = {p.key: p for p in (SM8150, SM8450, X86_64)}
 
 CPU_DIR = "sys/devices/system/cpu"
 THERMAL_DIR = "sys/class/thermal"

@@ -137,6 +137,10 @@ class TfliteTarget:
             "layout": "NHWC" if _is_nhwc(shape) else "NCHW",
         }
 
+    def input_name(self, path: Path) -> str:
+        """Name of the graph's input tensor (benchmark_model needs it to feed a file: --input_layer=NAME)."""
+        return str(_interpreter(path, 1).get_input_details()[0]["name"])
+
     def versions(self) -> dict[str, str]:
         """Tool versions that shape the artifact; imports them first, so a missing one raises MissingDependencyError."""
         for module in ("litert_torch", "ai_edge_litert.interpreter"):
