@@ -16,15 +16,19 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
-from .cli import interrupts
+from .cli import converter_log, interrupts
 from .errors import EffvitError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+_STREAM: list[TextIO | None] = [None]  # the real stderr while converter output is captured
+
+
 def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(text, file=_STREAM[0] or sys.stderr, flush=True)
 
 
 def zoo() -> str:
@@ -34,7 +38,8 @@ def zoo() -> str:
     return to_markdown(zoo_rows(["224", "512"]))
 
 
-def quick_sweep(*, sweep: Path, device: str, out_dir: Path, export_dir: Path, rerun: bool) -> tuple[str, bool]:
+def quick_sweep(*, sweep: Path, device: str, out_dir: Path, export_dir: Path, rerun: bool,
+                verbose: bool = False) -> tuple[str, bool]:
     """Export + measure + report. Returns (markdown table, all measurements succeeded)."""
     from .bench import engine, report
     from .bench.devices import open_devices
@@ -55,7 +60,18 @@ def quick_sweep(*, sweep: Path, device: str, out_dir: Path, export_dir: Path, re
 
     _say(f"exporting the {len({c.artifact_key for c in spec.configurations})} artifacts of sweep {spec.name} "
          f"to {export_dir}/ (cached ones are reused)")
-    artifacts, seconds = engine.export_artifacts(spec.configurations, export_dir, progress=on_export)
+    # converter noise goes to a log in the export folder, kept (and named) only when an export failed
+    with converter_log.capture(enabled=not verbose, folder=export_dir) as (real_stderr, log):
+        _STREAM[0] = real_stderr
+        try:
+            artifacts, seconds = engine.export_artifacts(spec.configurations, export_dir, progress=on_export)
+            failed = any(isinstance(a, engine.ExportFailure) for a in artifacts.values())
+            if log is not None and failed:
+                _say(f"  converter output: {converter_log.keep(log, export_dir / converter_log.LOG_NAME)}")
+            elif log is not None:
+                log.unlink(missing_ok=True)
+        finally:
+            _STREAM[0] = None
     _say(f"  exports ready in {seconds:.1f}s")
 
     def on_progress(event: engine.ProgressEvent) -> None:
@@ -85,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export-dir", type=Path, default=Path("export"))
     parser.add_argument("--rerun", action="store_true", help="measure again what the results file already has")
     parser.add_argument("--skip-zoo", action="store_true", help="do not print the zoo table")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the converters' own output")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     interrupts.install()
@@ -93,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             _say("model zoo: params and MACs (effvit_deploy.models.profile)")
             print("## Model zoo\n\n" + zoo() + "\n", flush=True)
         table, ok = quick_sweep(sweep=args.sweep, device=args.device, out_dir=args.out, export_dir=args.export_dir,
-                                rerun=args.rerun)
+                                rerun=args.rerun, verbose=args.verbose)
     except EffvitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

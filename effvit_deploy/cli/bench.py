@@ -17,7 +17,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -44,7 +44,7 @@ from ..bench.sweep import SweepSpec, adhoc_sweep, load_sweep
 from ..errors import InvalidInputError, MissingFileError
 from ..memory_guard import parse_size
 from ..outputs import check_output_file, check_output_folder
-from . import interrupts
+from . import converter_log, interrupts
 from . import runners as runners_cli
 from .common import EXIT_BAD_INPUT, make_app, run_app
 
@@ -145,31 +145,35 @@ def run(
     results = engine.results_path(check_output_folder(out, "--out"), spec.name)
     check_output_file(results, "--out")
     check_output_folder(export_dir, "--export-dir")
-    engine.check_exports(spec.configurations, export_dir, max_memory=limit)  # memory guard before any device work
-    devices = open_devices(device, lock=True)  # a second harness on a device stops here, before any export
-    plans = engine.plan_sweep(devices, spec, options)
-    n = len(spec.configurations)
-    err.print(f"sweep [bold]{spec.name}[/]: {n} configuration{'s' * (n != 1)} × {len(devices)} device"
-              f"{'s' * (len(devices) != 1)}, runs={spec.runs} warmup={spec.warmup} cores={spec.cores} "
-              f"cooldown={spec.cooldown_s:g}s → {results}")
-    for plan in plans:
-        runners = ", ".join(f"{t}: {c.kind}" + (f" ({c.note})" if c.note else "") for t, c in plan.runners.items())
-        masks = ", ".join(f"t{t}={m}" for t, (m, _) in plan.masks.items())
-        # markup=False: device-supplied strings such as a model named "[/]" are text, not rich markup
-        err.print(f"  {plan.device.spec}: {_device_line(plan.facts)}; {runners}; masks {masks} "
-                  f"({next(iter(plan.masks.values()))[1]})", markup=False, highlight=False)
+    # converter and runtime noise (C++ logs, torch warnings) goes to a log in the export folder, kept only when an
+    # export failed; -v shows it. Importing the runtimes already prints, so the checks run inside the capture too.
+    with converter_log.capture(enabled=not verbose, folder=export_dir) as (real_stderr, log):
+        err = _stderr_console(real_stderr)
+        _setup_logging(err, verbose)
+        engine.check_exports(spec.configurations, export_dir, max_memory=limit)  # memory guard before device work
+        devices = open_devices(device, lock=True)  # a second harness on a device stops here, before any export
+        with _held(devices):
+            plans = engine.plan_sweep(devices, spec, options)
+            _print_plan(err, spec, devices, plans, results)
+            with _progress(err) as bar:
+                export_task = bar.add_task("exporting", total=None, device="export")
 
-    with _held(devices), _progress(err) as bar:
-        export_task = bar.add_task("exporting", total=None, device="export")
+                def on_export(event: engine.ProgressEvent) -> None:
+                    interrupts.check()  # a Ctrl-C a converter swallowed stops the export phase here
+                    bar.update(export_task, total=event.total, completed=event.index,
+                               description="done" if event.label == "done" else event.label)
 
-        def on_export(event: engine.ProgressEvent) -> None:
-            interrupts.check()  # a Ctrl-C a converter swallowed stops the export phase here
-            bar.update(export_task, total=event.total, completed=event.index,
-                       description="done" if event.label == "done" else event.label)
-
-        artifacts, _ = engine.export_artifacts(spec.configurations, export_dir, progress=on_export, max_memory=limit)
-        on_progress = _device_progress(bar, plans)
-        summary = engine.run_sweep(plans, artifacts, ResultStore(results), options, progress=on_progress)
+                artifacts, _ = engine.export_artifacts(spec.configurations, export_dir, progress=on_export,
+                                                       max_memory=limit)
+                if log is not None and any(isinstance(a, engine.ExportFailure) for a in artifacts.values()):
+                    kept = converter_log.keep(log, export_dir / converter_log.LOG_NAME)
+                    err.print(f"converter output: {kept}", highlight=False, markup=False)
+                elif log is not None:
+                    log.unlink(missing_ok=True)  # fd 2 writes to the unlinked file until the capture ends
+                summary = engine.run_sweep(plans, artifacts, ResultStore(results), options,
+                                           progress=_device_progress(bar, plans))
+    err = _stderr_console()
+    _setup_logging(err, verbose)
 
     records = list(ResultStore(results).records())
     from ..bench import report  # matplotlib-free for markdown; imported late to keep startup quick
@@ -191,6 +195,20 @@ def run(
         raise typer.Exit(EXIT_FAILED_RUNS)
 
 
+def _print_plan(err: Console, spec: SweepSpec, devices: list[Device], plans: list[engine.DevicePlan],
+                results: Path) -> None:
+    n = len(spec.configurations)
+    err.print(f"sweep [bold]{spec.name}[/]: {n} configuration{'s' * (n != 1)} × {len(devices)} device"
+              f"{'s' * (len(devices) != 1)}, runs={spec.runs} warmup={spec.warmup} cores={spec.cores} "
+              f"cooldown={spec.cooldown_s:g}s → {results}")
+    for plan in plans:
+        runners = ", ".join(f"{t}: {c.kind}" + (f" ({c.note})" if c.note else "") for t, c in plan.runners.items())
+        masks = ", ".join(f"t{t}={m}" for t, (m, _) in plan.masks.items())
+        # markup=False: device-supplied strings such as a model named "[/]" are text, not rich markup
+        err.print(f"  {plan.device.spec}: {_device_line(plan.facts)}; {runners}; masks {masks} "
+                  f"({next(iter(plan.masks.values()))[1]})", markup=False, highlight=False)
+
+
 @contextlib.contextmanager
 def _held(devices: list[Device]) -> Iterator[None]:
     """Release the device locks when the sweep ends (the process ending releases them too, however it ends)."""
@@ -201,9 +219,14 @@ def _held(devices: list[Device]) -> Iterator[None]:
             dev.unlock()
 
 
-def _stderr_console() -> Console:
-    """Progress and notes go to stderr (stdout carries the table); no 80-column wrapping when it is not a terminal."""
-    return Console(stderr=True, width=None if sys.stderr.isatty() else _WIDE)
+def _stderr_console(stream: TextIO | None = None) -> Console:
+    """Progress and notes go to stderr (stdout carries the table); no 80-column wrapping when it is not a terminal.
+
+    `stream`: the real stderr while converter output is captured (`converter_log.capture`)."""
+    tty = (stream or sys.stderr).isatty()
+    if stream is not None:
+        return Console(file=stream, width=None if tty else _WIDE)
+    return Console(stderr=True, width=None if tty else _WIDE)
 
 
 def _progress(console: Console) -> Progress:

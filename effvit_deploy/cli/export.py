@@ -6,14 +6,11 @@ numbers are printed, nothing is written for it); 2 bad input (one line on stderr
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,11 +19,10 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .. import memory_guard
-from ..errors import ArtifactError, EffvitError, QuantizationError
+from ..errors import ArtifactError, QuantizationError
 from ..export import api
 from ..export.verify import VerificationError, describe
-from ..fileio import remove_stale_temps
-from . import interrupts
+from . import converter_log, interrupts
 from .common import make_app, run_app
 
 app = make_app("Export models to ONNX, TFLite and ExecuTorch; every artifact is verified against PyTorch.")
@@ -85,7 +81,7 @@ def export(
         err.print("[yellow]note:[/] --calib/--calib-count/--int8-attention apply to --precision int8 only; ignored")
     # importing the runtimes already prints C++ log lines: validate inside the redirect too
     limit = memory_guard.parse_size(max_memory) if max_memory is not None else None
-    with _converter_noise_to_log(enabled=not verbose, folder=out) as (console_file, log):
+    with converter_log.capture(enabled=not verbose, folder=out) as (console_file, log):
         targets = _expand_targets(target)
         requests = [
             api.check_request(
@@ -117,7 +113,7 @@ def export(
     if log is not None:
         failed = [row["request"] for row in rows if "message" in row]
         if failed:  # kept where the user looks: beside the (missing) artifact, under a visible name
-            kept = _keep_log(log, failed[0].folder / "export.log")
+            kept = converter_log.keep(log, failed[0].folder / "export.log")
             print(f"converter output: {kept}", file=sys.stderr)
         else:
             log.unlink(missing_ok=True)
@@ -165,63 +161,6 @@ def _run_all(requests: list[api.Request], force: bool, err: Console, verbose: bo
             err.print(f"[green]done[/] {label} ({status}; {_weights(request)})", highlight=False, soft_wrap=True)
             rows.append({"request": request, "entry": entry})
     return rows
-
-
-@contextlib.contextmanager
-def _converter_noise_to_log(enabled: bool, folder: Path) -> Iterator[tuple[TextIO, Path | None]]:
-    """Send whatever lands on file descriptor 2 during conversion to a log; yield a stream to the real stderr.
-
-    The converters' C++ logs (absl, XNNPACK, cpuinfo) and library warnings are written straight to fd 2 and would
-    bury the progress display. The log is a hidden temp file in the output folder (never in /tmp, where nothing
-    would remove it): deleted after a clean run, kept beside the artifact when one failed, and removed by the next
-    run if this one is killed (its name carries our pid, see `fileio.remove_stale_temps`).
-    """
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # in-process test runners replace stderr with a buffer
-        fd = None
-    log_fd = None
-    if enabled and fd is not None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            remove_stale_temps(folder)
-            log_fd, log_name = tempfile.mkstemp(prefix=f".effvit-export.{os.getpid()}-", suffix=".tmp.log",
-                                                dir=folder)
-        except OSError:
-            log_fd = None  # unwritable output folder: the request check says so in one line, unredirected
-    if log_fd is None or fd is None:
-        yield sys.stderr, None
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    real_stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8")
-    os.dup2(log_fd, fd)
-    os.close(log_fd)
-    log = Path(log_name)
-    try:
-        yield real_stderr, log
-    except (EffvitError, KeyboardInterrupt, typer.Exit):
-        log.unlink(missing_ok=True)  # explained by its own message
-        raise
-    except BaseException:
-        # an unexpected crash: the C++ log may tell why
-        print(f"converter output: {_keep_log(log, folder / 'export.log')}", file=real_stderr)
-        raise
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, fd)
-        os.close(saved)
-        real_stderr.close()
-
-
-def _keep_log(log: Path, final: Path) -> Path:
-    """Move the converter log to `final` (visible, beside the artifact); where it is if that fails."""
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(log, final)
-        return final
-    except OSError:
-        return log
 
 
 def _expand_targets(names: list[str]) -> list[str]:
