@@ -297,6 +297,13 @@ class EfficientViTBackbone(nn.Module):
             x = stage(x)
         return x
 
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every stage's output, official "stage0" (stem, stride 2) to "stage4" (stride 32): what a dense head reads."""
+        outputs = [self.input_stem(x)]
+        for stage in self.stages:
+            outputs.append(stage(outputs[-1]))
+        return outputs
+
 
 class ClsHead(nn.Module):
     """1x1 conv + BN + act -> global average pool -> linear (no bias) + LayerNorm + act -> linear classifier."""

@@ -19,6 +19,7 @@ class ZooEntry:
     source: str
     top1: float | None
     sha256: str  # "" = not recorded
+    miou: float | None = None  # segmentation models: the published val mIoU
 
 
 def load_zoo(zoo_dir: Path = ZOO_DIR) -> dict[str, ZooEntry]:
@@ -34,7 +35,7 @@ def load_zoo(zoo_dir: Path = ZOO_DIR) -> dict[str, ZooEntry]:
     for name, row in data.get("models", {}).items():
         try:
             entries[name] = ZooEntry(
-                name, row["file"], row["layout"], row["source"], row.get("top1"), row.get("sha256", "")
+                name, row["file"], row["layout"], row["source"], row.get("top1"), row.get("sha256", ""), row.get("miou")
             )
         except KeyError as exc:
             raise InvalidInputError(f"{path}: model {name!r} lacks key {exc}; see the other entries") from None
