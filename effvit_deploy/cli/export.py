@@ -58,6 +58,12 @@ def export(
     calib: Annotated[Path | None, typer.Option(help="int8: folder of calibration images.")] = None,
     calib_count: Annotated[int | None, typer.Option(help="int8: number of calibration images.")] = None,
     int8_attention: Annotated[str, typer.Option(help="int8: attention in auto, int8 or fp32.")] = "auto",
+    full_res_output: Annotated[
+        bool,
+        typer.Option(
+            "--full-res-output", help="Segmentation: upsample the 1/8 logits x8 (exact bicubic) inside the graph."
+        ),
+    ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log cache decisions; show converter output.")
     ] = False,
@@ -86,6 +92,7 @@ def export(
                 calib=calib,
                 calib_count=calib_count,
                 int8_attention=int8_attention,
+                full_res_output=full_res_output,
             )
             for m in model
             for r in resolution or ["224"]

@@ -136,3 +136,21 @@ for _name, (_backbone, _head) in HEADS.items():
     _register(_name, _backbone, _head, softmax=False)
 for _name, (_backbone, _head) in HEADS.items():
     _register(f"{_name}-softmax", _backbone, _head, softmax=True)
+
+
+class FullResolutionOutput(nn.Module):
+    """A dense model followed by the official evaluation's bicubic upsampling of its logits to the input size."""
+
+    def __init__(self, model: nn.Module, stride: int) -> None:
+        super().__init__()
+        self.model = model
+        self.upsample = UpSampleLayer(stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.model(x))
+
+
+def output_stride(model: nn.Module) -> int | None:
+    """The input/output resolution ratio of a dense-prediction model (8 for EfficientViT seg), None for others."""
+    stride = getattr(model, "OUTPUT_STRIDE", None)
+    return int(stride) if stride is not None else None
