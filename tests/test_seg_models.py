@@ -134,3 +134,38 @@ def test_num_classes_changes_only_the_classifier() -> None:
         small = {k: v.shape for k, v in models.build("efficientvit-seg-b1-ade20k", num_classes=5).state_dict().items()}
     changed = {k for k in base if base[k] != small[k]}
     assert changed == {"head.output_ops.0.op_list.0.conv.weight", "head.output_ops.0.op_list.0.conv.bias"}
+
+
+# ---------------------------------------------------------------------------------------------- LR-ASPP baseline
+
+
+def test_lraspp_matches_torchvision_layout_and_figures() -> None:
+    model = models.build("lraspp-mobilenetv3-large", num_classes=21)  # torchvision's weights have 21 VOC classes
+    state = model.state_dict()
+    # torchvision's weight metadata: num_params 3,221,538, _ops 2.1 GMACs (at its 520 evaluation size)
+    params, macs = models.profile(model, "520x520", multiple=8)
+    assert params == 3_221_538 and macs == pytest.approx(2.1e9, rel=0.01)
+    # spot checks, derived by hand from torchvision's lraspp.py / mobilenetv3.py (dilated=True)
+    expected = {
+        "backbone.0.0.weight": (16, 3, 3, 3),
+        "backbone.4.block.2.fc1.weight": (24, 72, 1, 1),
+        "backbone.13.block.1.0.weight": (672, 1, 5, 5),
+        "backbone.16.0.weight": (960, 160, 1, 1),
+        "classifier.cbr.0.weight": (128, 960, 1, 1),
+        "classifier.cbr.1.running_var": (128,),
+        "classifier.scale.1.weight": (128, 960, 1, 1),
+        "classifier.low_classifier.weight": (21, 40, 1, 1),
+        "classifier.high_classifier.bias": (21,),
+    }
+    assert {k: tuple(state[k].shape) for k in expected} == expected
+    assert max(int(k.split(".")[1]) for k in state if k.startswith("backbone.")) == 16
+    dilated = model.backbone[13].block[1][0]
+    assert dilated.dilation == (2, 2) and dilated.stride == (1, 1) and dilated.padding == (4, 4)
+    assert not model.backbone[13].use_res_connect and model.backbone[14].use_res_connect
+
+
+def test_lraspp_output_stride_8() -> None:
+    model = models.build("lraspp-mobilenetv3-large")
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 96, 160))
+    assert out.shape == (1, 19, 12, 20) and torch.isfinite(out).all()
