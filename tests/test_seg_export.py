@@ -161,3 +161,13 @@ def test_full_res_output_onnx(seg_out: Path) -> None:
     official = F.interpolate(logits, scale_factor=8, mode="bicubic", align_corners=False).numpy()
     out = get_target("onnx").load_runner(Path(entry["path"]))(x.numpy())
     assert np.abs(out - official).max() <= 1e-4
+
+
+def test_attention_map_bytes_are_recorded() -> None:
+    """The softmax twin's N×N maps at 1024x2048 (what an export needs in memory) are in the deploy info/manifest."""
+    _, info = to_deploy_form(seeded_model(f"{SEG}-softmax"), (1024, 2048))
+    stage3 = [a for a in info["attention"] if a["module"].startswith("backbone.stages.2.")]
+    assert stage3 and all(a["tokens"] == 64 * 128 and a["groups"] == 8 for a in stage3)
+    assert all(a["map_bytes"] == 4 * 8 * (64 * 128) ** 2 for a in stage3)  # 2 GiB per block
+    _, info = to_deploy_form(seeded_model(SEG), (1024, 2048))
+    assert all(a["order"] == "linear" and a["map_bytes"] == 4 * a["groups"] * 16 * 16 for a in info["attention"])

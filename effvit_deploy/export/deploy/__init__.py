@@ -58,7 +58,7 @@ def to_deploy_form(
 
     Returns:
         (module, info) with info = {"optimizations": [pass names that changed something], "attention": [{"module",
-        "tokens", "dim", "order", "groups", "joined_qkv"} per LiteMLA], "folded_bn": n, "precision": precision}
+        "tokens", "dim", "order", "groups", "joined_qkv", "map_bytes"} per LiteMLA], "folded_bn": n, "precision": precision}
         and, for models with bicubic upsampling, "upsample": [{"module", "channels", "factor", "input"}].
 
     Raises:
