@@ -171,3 +171,14 @@ def test_attention_map_bytes_are_recorded() -> None:
     assert all(a["map_bytes"] == 4 * 8 * (64 * 128) ** 2 for a in stage3)  # 2 GiB per block
     _, info = to_deploy_form(seeded_model(SEG), (1024, 2048))
     assert all(a["order"] == "linear" and a["map_bytes"] == 4 * a["groups"] * 16 * 16 for a in info["attention"])
+
+
+def test_highres_sweep_is_valid() -> None:
+    from effvit_deploy.bench.sweep import load_sweep
+
+    spec = load_sweep(Path(__file__).resolve().parents[1] / "bench/sweeps/highres.toml")
+    configs = spec.configurations
+    assert {c.model for c in configs} <= set(models.names())
+    assert {"efficientvit-seg-b3-cityscapes-softmax", "lraspp-mobilenetv3-large"} <= {c.model for c in configs}
+    assert {c.resolution for c in configs} == {(512, 1024), (1024, 2048), (960, 1920), (896, 1792), (1184, 2368)}
+    assert {c.target for c in configs} == set(TARGETS) and {c.threads for c in configs} == {1, 4}
