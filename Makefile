@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-export bench-profile bench-quant bench-harness clean
+.PHONY: setup demo test lint bench-export bench-profile bench-quant bench-harness bench-highres clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ bench-profile: $(STAMP)
 
 bench-quant: $(STAMP)
 	$(PY) bench/bench_quant.py
+
+# segmentation at Cityscapes resolutions: latency, peak memory, attention MAC share (exports 1024x2048: GBs of RAM)
+bench-highres: $(STAMP)
+	$(PY) bench/bench_highres.py
 
 bench-harness: $(STAMP)
 	$(PY) bench/bench_harness.py
