@@ -317,6 +317,7 @@ def run(request: Request, *, force: bool = False, progress: Progress | None = No
             "optimize": request.optimize,
             "optimizations": list(info.get("optimizations", [])),
             "attention": list(info.get("attention", [])),
+            "upsample": list(info.get("upsample", [])),
             "census": census,
             "params": params,
             "macs": macs,
