@@ -5,9 +5,10 @@
 
 For every model and resolution: the MACs and the attention matmuls' share of them (`effvit_deploy.models.profile` and
 each LiteMLA's `attention_macs`), then the artifact is exported through the pipeline (deploy form, verified against
-PyTorch, cached in --out-dir) in a child process, and run in a second, fresh child process: median latency (wall clock, and process CPU
-time, which a busy shared machine does not inflate at 1 thread) over --runs timed runs after one warm-up, and the child's peak resident memory (ru_maxrss: runtime + model + activations,
-one process per artifact so one peak cannot hide another). The export child's peak memory is reported too.
+PyTorch, cached in --out-dir) in a child process, and run in a second, fresh child process: median latency over
+--runs timed runs after one warm-up, as wall clock and as process CPU time (which a busy shared machine does not
+inflate at 1 thread), and the child's peak resident memory (ru_maxrss: runtime + model + activations, one process
+per artifact so one peak cannot hide another). The export child's peak memory is reported too.
 Softmax twins whose largest N×N attention map (fp32, `map_bytes` in the deploy info) exceeds --max-map-gib are
 skipped and listed with what they would need: on a shared 24 GiB machine the converter holds several copies.
 The table is printed and written to bench/results/bench_highres.md (atomically). This is a benchmark, not a test.
