@@ -182,3 +182,14 @@ def test_highres_sweep_is_valid() -> None:
     assert {"efficientvit-seg-b3-cityscapes-softmax", "lraspp-mobilenetv3-large"} <= {c.model for c in configs}
     assert {c.resolution for c in configs} == {(512, 1024), (1024, 2048), (960, 1920), (896, 1792), (1184, 2368)}
     assert {c.target for c in configs} == set(TARGETS) and {c.threads for c in configs} == {1, 4}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_seg_fp16_and_int8_tflite(seg_out: Path, precision: str) -> None:
+    """Half and int8 go through the same 4-D verification (cosine over the dense logits); one XNNPACK partition."""
+    options = {"calib_count": 8} if precision == "int8" else {}
+    entry = export(SEG, "tflite", "128x256", precision, out_dir=seg_out, **options)
+    assert entry["parity"]["passed"] and "pixel_agreement" in entry["parity"]
+    assert entry["census"]["partitions"] == 1, entry["census"]
+    assert entry["output"]["shape"] == [1, 19, 16, 32]
