@@ -193,3 +193,14 @@ def test_seg_fp16_and_int8_tflite(seg_out: Path, precision: str) -> None:
     assert entry["parity"]["passed"] and "pixel_agreement" in entry["parity"]
     assert entry["census"]["partitions"] == 1, entry["census"]
     assert entry["output"]["shape"] == [1, 19, 16, 32]
+
+
+def test_cli_full_res_output_on_a_classifier_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from effvit_deploy.cli.export import main
+
+    argv = ["--target", "onnx", "--model", "efficientvit-b0", "--full-res-output", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and "applies to segmentation models" in err[0], err
+    assert not any(tmp_path.rglob("*.onnx"))
