@@ -204,3 +204,12 @@ def test_cli_full_res_output_on_a_classifier_is_bad_input(tmp_path: Path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1 and "applies to segmentation models" in err[0], err
     assert not any(tmp_path.rglob("*.onnx"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["tflite", "executorch"])
+def test_paper_seg_is_one_partition(seg_out: Path, target: str) -> None:
+    """The v1 downsampling shortcut's average pool must be delegated too (ExecuTorch takes it without pad counting)."""
+    entry = export("efficientvit-paper-seg", target, "128x256", out_dir=seg_out)
+    assert entry["parity"]["passed"]
+    assert entry["census"]["partitions"] == 1 and entry["census"]["undelegated"] == {}, entry["census"]
