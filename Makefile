@@ -7,8 +7,8 @@ ANDROID_TOOLS := .cache/android-tools
 ANDROID_TOOLS_STAMP := $(ANDROID_TOOLS)/.installed
 ANDROID_AARS ?=
 
-.PHONY: setup demo test lint runners bench-export bench-profile bench-quant bench-harness bench-runners clean android-tools \
-	android-app
+.PHONY: setup demo test lint runners bench-export bench-profile bench-quant bench-harness bench-runners \
+	bench-highres clean android-tools android-app
 
 setup: $(STAMP)
 
@@ -52,6 +52,10 @@ bench-profile: $(STAMP)
 
 bench-quant: $(STAMP)
 	$(PY) bench/bench_quant.py
+
+# segmentation at Cityscapes resolutions: latency, peak memory, attention MAC share (exports 1024x2048: GBs of RAM)
+bench-highres: $(STAMP)
+	$(PY) bench/bench_highres.py
 
 bench-harness: $(STAMP)
 	$(PY) bench/bench_harness.py

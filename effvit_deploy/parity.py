@@ -4,6 +4,9 @@ Torch-free (numpy only) so the bench can check what a device returned without im
 - fp32: max |Δlogit| ≤ 1e-4 and the same top-1 class;
 - fp16: cosine similarity ≥ 0.999;
 - int8: cosine similarity ≥ 0.98 (a sanity floor; the quantizer reports its own held-out SQNR per layer).
+Segmentation logits (B, classes, H, W) are compared the same way; "top-1" is then the class argmax of every pixel,
+required to agree wherever the reference's top-2 margin exceeds twice the fp32 tolerance (where a tolerated error could
+not flip it), and `pixel_agreement` reports the fraction of all pixels that agree.
 """
 
 from __future__ import annotations
@@ -33,11 +36,15 @@ def compare(reference: np.ndarray, actual: np.ndarray, precision: str) -> dict:
             "passed": False,
         }
     act = act.reshape(ref.shape)
+    dense = np.ndim(reference) == 4  # segmentation logits (B, classes, H, W)
     diff = np.abs(ref - act)
     finite = bool(np.isfinite(act).all())
     denom = float(np.linalg.norm(ref) * np.linalg.norm(act))
     cosine = min(1.0, float((ref * act).sum() / denom)) if denom > 0 and finite else 0.0
-    top1_equal = bool((ref.argmax(axis=1) == act.argmax(axis=1)).all())
+    if dense:
+        top1_equal, agreement = _pixel_top1(np.asarray(reference, np.float64), act.reshape(np.shape(reference)))
+    else:
+        top1_equal, agreement = bool((ref.argmax(axis=1) == act.argmax(axis=1)).all()), None
     max_abs = float(diff.max()) if finite else float("inf")
     if precision == "fp32":
         criterion = f"max_abs <= {FP32_MAX_ABS:g} and top-1 equal"
@@ -50,7 +57,7 @@ def compare(reference: np.ndarray, actual: np.ndarray, precision: str) -> dict:
         passed = cosine >= INT8_MIN_COSINE
     else:
         raise ValueError(f"no parity criterion for precision {precision!r}")
-    return {
+    result = {
         "max_abs": max_abs,
         "mean_abs": float(diff.mean()) if finite else float("inf"),
         "cosine": cosine,
@@ -58,6 +65,17 @@ def compare(reference: np.ndarray, actual: np.ndarray, precision: str) -> dict:
         "criterion": criterion,
         "passed": bool(passed and finite),
     }
+    if agreement is not None:
+        result["pixel_agreement"] = agreement
+    return result
+
+
+def _pixel_top1(reference: np.ndarray, actual: np.ndarray) -> tuple[bool, float]:
+    """(every pixel with a clear reference winner keeps its class, fraction of all pixels that keep it)."""
+    same = reference.argmax(axis=1) == actual.argmax(axis=1)
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) > 2 * FP32_MAX_ABS
+    return bool(same[clear].all()), float(same.mean())
 
 
 def describe(parity: dict) -> str:

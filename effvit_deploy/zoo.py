@@ -32,12 +32,14 @@ MANIFEST = "zoo.toml"
 
 @dataclass(frozen=True)
 class Published:
-    """Figures published for a model's weights: ImageNet top-1 (%), params and GMACs at `resolution`."""
+    """Figures published for a model's weights: ImageNet top-1 or segmentation val mIoU (%), params and GMACs at
+    `resolution`."""
 
     top1: float | None
     params: float | None
     gmacs: float | None
     resolution: int | None
+    miou: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def load_zoo(zoo_dir: Path | None = None) -> dict[str, ZooEntry]:
     entries = {}
     for name, row in data.get("models", {}).items():
         try:
-            published = Published(row.get("top1"), row.get("params"), row.get("gmacs"), row.get("at"))
+            published = Published(row.get("top1"), row.get("params"), row.get("gmacs"), row.get("at"), row.get("miou"))
             entries[name] = ZooEntry(
                 name, row["file"], row["layout"], row["source"], row.get("top1"), row.get("sha256", ""), published
             )

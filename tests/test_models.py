@@ -126,8 +126,37 @@ def test_params_and_macs_match_published(name: str, res: int, params: float, mac
 
 def test_paper_config_figures() -> None:
     params, macs = models.profile(models.build("efficientvit-paper"), 224)
-    assert params == pytest.approx(4.71e6, rel=0.005)
-    assert macs == pytest.approx(0.381e9, rel=0.005)  # the docstring's figure; the paper says "around 400M"
+    assert params == pytest.approx(4.51e6, rel=0.005)
+    assert macs == pytest.approx(0.355e9, rel=0.005)  # the docstring's figure; the paper says "around 400M"
+    params, macs = models.profile(models.build("efficientvit-paper-widths-iccv-blocks"), 224)
+    assert params == pytest.approx(4.71e6, rel=0.005) and macs == pytest.approx(0.381e9, rel=0.005)
+
+
+def test_paper_follows_the_v1_text() -> None:
+    from effvit_deploy.models.efficientvit import DownsampleShortcut
+
+    model = models.build("efficientvit-paper")
+    attention = [m for m in model.modules() if isinstance(m, LiteMLA)]
+    assert len(attention) == 5 + 2 and all(len(m.aggreg) == 0 for m in attention)  # no multi-scale aggregation
+    downs = [m for m in model.modules() if isinstance(m, DownsampleShortcut)]
+    assert len(downs) == 4 and all(isinstance(d.shortcut[0], torch.nn.AvgPool2d) for d in downs)
+    kernels = {m.kernel_size for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1}
+    assert kernels == {(3, 3), (5, 5)}  # 3x3 only in the stem's DSConv
+    stem = {m.kernel_size for m in model.backbone.input_stem.modules() if isinstance(m, torch.nn.Conv2d)}
+    assert (5, 5) not in stem
+    relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU | torch.nn.ReLU6 | torch.nn.GELU)]
+    assert relus == [m.kernel_func for m in attention]  # the attention kernel only: hard-swish everywhere else
+
+
+def test_paper_seg_model() -> None:
+    model = models.build("efficientvit-paper-seg")
+    params, macs = models.profile(model, "1024x2048")
+    assert params == pytest.approx(1.89e6, rel=0.005) and macs == pytest.approx(16.43e9, rel=0.005)
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 96, 160))
+    assert out.shape == (1, 19, 12, 20) and torch.isfinite(out).all()
+    backbone = {k for k in model.state_dict() if k.startswith("backbone.")}
+    assert backbone == {f"backbone.{k}" for k in models.build("efficientvit-paper").backbone.state_dict()}
 
 
 def test_macs_scale_with_resolution_non_square() -> None:

@@ -67,6 +67,12 @@ def export(
     max_memory: Annotated[str | None, typer.Option(
         help="Memory an export may use, e.g. 8G (default: what this machine has available); exports whose "
              "estimated peak is larger are refused before any work.")] = None,
+    full_res_output: Annotated[
+        bool,
+        typer.Option(
+            "--full-res-output", help="Segmentation: upsample the 1/8 logits x8 (exact bicubic) inside the graph."
+        ),
+    ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log cache decisions; show converter output.")
     ] = False,
@@ -99,6 +105,7 @@ def export(
                 zoo_dir=zoo,
                 random_weights=random_weights,
                 max_memory=limit,
+                full_res_output=full_res_output,
             )
             for m in model
             for r in resolution or ["224"]

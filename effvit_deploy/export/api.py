@@ -32,6 +32,7 @@ from .. import __version__, memory_guard, models, zoo
 from ..errors import InvalidInputError, MissingFileError
 from ..fileio import atomic_path, sha256_file
 from ..models.checkpoint import load_into, read_state_dict
+from ..models.efficientvit_seg import FullResolutionOutput, output_stride
 from ..models.registry import get_builder
 from . import manifest as mf
 from . import quantize, verification_files
@@ -66,6 +67,7 @@ class Request:
     int8_attention: str
     weights: str = RANDOM_WEIGHTS  # how manifests and output lines name the weights ("zoo:b1-r224.pt", ...)
     checkpoint_sha256: str | None = None
+    full_res_output: bool = False  # segmentation: append the x8 bicubic upsampling of the logits in the graph
 
     @property
     def folder(self) -> Path:
@@ -74,8 +76,9 @@ class Request:
     def describe(self) -> str:
         layout = " nhwc" if self.nhwc else ""
         opt = "" if self.optimize else " no-optimize"
+        full = " full-res-output" if self.full_res_output else ""
         res = models.format_resolution(self.resolution)
-        return f"{self.name} {res} → {self.target} {self.precision}{layout}{opt}"
+        return f"{self.name} {res} → {self.target} {self.precision}{layout}{opt}{full}"
 
 
 def check_request(
@@ -95,6 +98,7 @@ def check_request(
     zoo_dir: str | Path | None = None,
     random_weights: bool = False,
     max_memory: int | None = None,
+    full_res_output: bool = False,
 ) -> Request:
     """Validate an export request without building or converting anything (cheap; the CLI checks every job first).
 
@@ -128,6 +132,8 @@ def check_request(
         display = name or type(model).__name__
     else:
         raise InvalidInputError(f"model must be a registry name or an nn.Module, not {type(model).__name__}")
+    if full_res_output:
+        _check_dense(model, display)
     if not display or "/" in display or display.startswith("."):
         raise InvalidInputError(f"model name {display!r} cannot be a folder name; pass name='my-model'")
     ckpt = Path(checkpoint) if checkpoint is not None else None
@@ -167,6 +173,7 @@ def check_request(
         int8_attention=int8_attention if precision == "int8" else "auto",
         weights=weights,
         checkpoint_sha256=sha256_file(ckpt) if ckpt is not None else None,
+        full_res_output=full_res_output,
     )
 
 
@@ -189,6 +196,7 @@ def export(
     zoo_dir: str | Path | None = None,
     random_weights: bool = False,
     max_memory: int | None = None,
+    full_res_output: bool = False,
 ) -> dict[str, Any]:
     """Export one model to one target at one resolution and precision; return its manifest entry.
 
@@ -208,6 +216,9 @@ def export(
         progress: called with a short stage text ("building model", "converting", "verifying", ...).
         name: manifest/folder name when `model` is a module (default: its class name).
         max_memory: memory limit in bytes for the guard (default: what this machine has available).
+        full_res_output: segmentation models only: the artifact upsamples the logits to the input resolution
+            (exact bicubic, as the official evaluation does) instead of returning them at 1/8 (`-fullres` in the
+            artifact name).
 
     Returns:
         The manifest entry (see export/README.md) plus `"cached": bool` and `"path": str` (the artifact's path).
@@ -232,6 +243,7 @@ def export(
         zoo_dir=zoo_dir,
         random_weights=random_weights,
         max_memory=max_memory,
+        full_res_output=full_res_output,
     )
     return run(request, force=force, progress=progress)
 
@@ -260,7 +272,11 @@ def run(request: Request, *, force: bool = False, progress: Progress | None = No
     started = time.perf_counter()
     backend = _backend(request.target)
     artifact = mf.artifact_name(
-        request.target, request.precision, backend.suffix, nhwc=request.nhwc, optimize=request.optimize
+        request.target,
+        request.precision,
+        ("-fullres" if request.full_res_output else "") + backend.suffix,
+        nhwc=request.nhwc,
+        optimize=request.optimize,
     )
     folder = request.folder
     final = folder / artifact
@@ -338,6 +354,7 @@ def run(request: Request, *, force: bool = False, progress: Progress | None = No
             "optimize": request.optimize,
             "optimizations": list(info.get("optimizations", [])),
             "attention": list(info.get("attention", [])),
+            "upsample": list(info.get("upsample", [])),
             "census": census,
             "params": params,
             "macs": macs,
@@ -346,7 +363,8 @@ def run(request: Request, *, force: bool = False, progress: Progress | None = No
             "parity": parity,
             "verification": verification,
             "input": _input_spec(request),
-            "num_classes": int(reference.shape[-1]),
+            "num_classes": int(reference.shape[1]),
+            "output": _output_spec(model, reference),
             "versions": versions,
             "options": _options(request),
             "weights": request.weights,
@@ -417,11 +435,35 @@ def _backend(target: str) -> Any:
 
 def _build(request: Request) -> nn.Module:
     if isinstance(request.model, str):
-        return seeded_model(request.model, request.checkpoint)
-    module = request.model.eval()
-    if request.checkpoint is not None:
-        load_into(module, read_state_dict(request.checkpoint), request.name, request.checkpoint)
+        module = seeded_model(request.model, request.checkpoint)
+    else:
+        module = request.model.eval()
+        if request.checkpoint is not None:
+            load_into(module, read_state_dict(request.checkpoint), request.name, request.checkpoint)
+    if request.full_res_output:
+        module = FullResolutionOutput(module, output_stride(module) or 1).eval()
     return module
+
+
+def _check_dense(model: str | nn.Module, display: str) -> None:
+    """`--full-res-output` needs a model with a known output stride (the segmentation models)."""
+    if isinstance(model, str):
+        with torch.device("meta"):  # shapes only: nothing initialised
+            model = get_builder(model)()
+    if output_stride(model) is None:
+        raise InvalidInputError(
+            f"--full-res-output applies to segmentation models, and {display} is not one; drop the option"
+        )
+
+
+def _output_spec(model: nn.Module, reference: np.ndarray) -> dict[str, Any]:
+    """What the artifact returns: logits (B, classes) or dense logits (B, classes, H, W) at `stride`."""
+    inner = model.model if isinstance(model, FullResolutionOutput) else model
+    stride = output_stride(inner)
+    spec: dict[str, Any] = {"shape": [int(d) for d in reference.shape], "kind": "dense" if stride else "logits"}
+    if stride:
+        spec["stride"] = 1 if isinstance(model, FullResolutionOutput) else stride
+    return spec
 
 
 def _deploy_form(model: nn.Module, request: Request) -> tuple[nn.Module, dict]:
@@ -452,6 +494,8 @@ def _options(request: Request) -> dict[str, Any]:
         "optimize": request.optimize,
         "nhwc": request.nhwc,
     }
+    if request.full_res_output:
+        options["full_res_output"] = True  # only when set: the cache keys of every other export stay as they were
     if request.precision == "int8":
         options.update(
             calib=str(request.calib) if request.calib else None,

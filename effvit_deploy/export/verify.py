@@ -4,6 +4,9 @@ Every export runs its artifact in the target's own runtime on one fixed input an
 - fp32: max |Δlogit| ≤ 1e-4 and the same top-1 class;
 - fp16: cosine similarity ≥ 0.999;
 - int8: cosine similarity ≥ 0.98 (a sanity floor; the quantizer reports its own held-out SQNR per layer).
+Segmentation logits (B, classes, H, W) are compared the same way; "top-1" is then the class argmax of every pixel,
+required to agree wherever the reference's top-2 margin exceeds twice the fp32 tolerance (where a tolerated error could
+not flip it), and `pixel_agreement` reports the fraction of all pixels that agree.
 A failure raises `VerificationError` with the numbers and the artifact is never written.
 """
 

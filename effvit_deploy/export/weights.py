@@ -32,7 +32,7 @@ def randomize_bn_stats(model: nn.Module, seed: int = _BN_SEED) -> nn.Module:
     return model
 
 
-def seeded_model(name: str, checkpoint: str | Path | None = None, *, num_classes: int = 1000) -> nn.Module:
+def seeded_model(name: str, checkpoint: str | Path | None = None, *, num_classes: int | None = None) -> nn.Module:
     """Build registry model `name` in eval mode: from `checkpoint`, or from seed 0 with random BN statistics.
 
     The caller's global RNG state is left untouched.

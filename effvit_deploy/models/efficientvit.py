@@ -130,6 +130,21 @@ class ResidualBlock(nn.Module):
         return self.main(x) + x if self.shortcut else self.main(x)
 
 
+class DownsampleShortcut(nn.Module):
+    """The first paper version's extra shortcut around a stride-2 block: 2x2 average pool, then 1x1 conv + BN."""
+
+    def __init__(self, main: nn.Module, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.main = main
+        # count_include_pad=False: the same function here (no padding), and ExecuTorch's XNNPACK partitioner only
+        # delegates average pooling in that form (the default left 4 avg_pool2d ops outside: 5 partitions)
+        pool = nn.AvgPool2d(2, count_include_pad=False)
+        self.shortcut = nn.Sequential(pool, ConvLayer(in_channels, out_channels, 1, act=None))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x) + self.shortcut(x)
+
+
 class LiteMLA(nn.Module):
     """Lightweight multi-scale linear attention with a ReLU kernel (official `LiteMLA`).
 
@@ -221,10 +236,18 @@ class EfficientViTBlock(nn.Module):
     """Residual LiteMLA (context) followed by a residual fewer-norm MBConv (local)."""
 
     def __init__(
-        self, channels: int, dim: int, expand_ratio: float, act: ActLayer, softmax: bool, kernel_size: int = 3
+        self,
+        channels: int,
+        dim: int,
+        expand_ratio: float,
+        act: ActLayer,
+        softmax: bool,
+        kernel_size: int = 3,
+        scales: tuple[int, ...] = (5,),
     ) -> None:
         super().__init__()
-        self.context_module = ResidualBlock(LiteMLA(channels, channels, dim, softmax=softmax), shortcut=True)
+        attention = LiteMLA(channels, channels, dim, scales=scales, softmax=softmax)
+        self.context_module = ResidualBlock(attention, shortcut=True)
         local = MBConv(channels, channels, 1, expand_ratio, act, fewer_norm=True, kernel_size=kernel_size)
         self.local_module = ResidualBlock(local, shortcut=True)
 
@@ -262,6 +285,10 @@ class EfficientViTConfig:
     stage_kernel: int = 3
     # LayerNorm after the head's first linear (official B); the paper's MobileNetV3 head has none.
     head_norm: bool = True
+    # multi-scale aggregation kernels of q/k/v (ICCV version: (5,)); the first paper version has none
+    scales: tuple[int, ...] = (5,)
+    # first paper version: every stride-2 stage block gets an avg-pool + 1x1 conv shortcut
+    down_shortcut: bool = False
 
 
 class EfficientViTBackbone(nn.Module):
@@ -280,13 +307,15 @@ class EfficientViTBackbone(nn.Module):
             for i in range(depth):
                 stride = 2 if i == 0 else 1
                 block = MBConv(in_ch, width, stride, cfg.expand_ratio, act, kernel_size=k)
-                blocks.append(ResidualBlock(block, shortcut=stride == 1))
+                blocks.append(_stage_block(block, in_ch, width, stride, cfg.down_shortcut))
                 in_ch = width
             stages.append(OpSequential(blocks))
         for width, depth in zip(cfg.widths[3:], cfg.depths[3:], strict=True):
             down = MBConv(in_ch, width, 2, cfg.expand_ratio, act, fewer_norm=True, kernel_size=k)
-            blocks = [ResidualBlock(down, shortcut=False)]
-            blocks += [EfficientViTBlock(width, cfg.dim, cfg.expand_ratio, act, softmax, k) for _ in range(depth)]
+            blocks = [_stage_block(down, in_ch, width, 2, cfg.down_shortcut)]
+            blocks += [
+                EfficientViTBlock(width, cfg.dim, cfg.expand_ratio, act, softmax, k, cfg.scales) for _ in range(depth)
+            ]
             stages.append(OpSequential(blocks))
             in_ch = width
         self.stages = nn.ModuleList(stages)
@@ -296,6 +325,20 @@ class EfficientViTBackbone(nn.Module):
         for stage in self.stages:
             x = stage(x)
         return x
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every stage's output, official "stage0" (stem, stride 2) to "stage4" (stride 32): what a dense head reads."""
+        outputs = [self.input_stem(x)]
+        for stage in self.stages:
+            outputs.append(stage(outputs[-1]))
+        return outputs
+
+
+def _stage_block(block: nn.Module, in_ch: int, out_ch: int, stride: int, down_shortcut: bool) -> nn.Module:
+    """Identity residual at stride 1; at stride 2 no shortcut (official B) or the v1 paper's pooled one."""
+    if stride == 1:
+        return ResidualBlock(block, shortcut=True)
+    return DownsampleShortcut(block, in_ch, out_ch) if down_shortcut else ResidualBlock(block, shortcut=False)
 
 
 class ClsHead(nn.Module):
@@ -343,18 +386,38 @@ VARIANTS: dict[str, EfficientViTConfig] = {
     "efficientvit-b1": EfficientViTConfig((16, 32, 64, 128, 256), (1, 2, 3, 3, 4), dim=16, head_widths=(1536, 1600)),
     "efficientvit-b2": EfficientViTConfig((24, 48, 96, 192, 384), (1, 3, 4, 4, 6), dim=32, head_widths=(2304, 2560)),
     "efficientvit-b3": EfficientViTConfig((32, 64, 128, 256, 512), (1, 4, 6, 6, 9), dim=32, head_widths=(2304, 2560)),
-    # The paper's first version (arXiv 2205.14756 v1): widths 16,24,48,96,192 and depths 2,3,5,2 for stages 1-4,
-    # kernel 5 in the stages, attention (LiteMLA + MBConv FFN, head dim 16) in stages 3 and 4, hard-swish, expand 4,
-    # MobileNetV3-style head, built around 400M MACs at 224. Choices the text leaves open:
-    # - every stage is a stride-2 MBConv followed by `depth` blocks (MBConv in stages 1-2, EfficientViT blocks in 3-4);
-    #   the other reading (depth includes the stride-2 block in stages 1-2) gives 0.341 GMACs, this one 0.381;
-    #   so stages 1-2 hold 3 and 4 MBConvs here (this table counts the stride-2 block in the MBConv stages' depth);
+    # The paper's first version (arXiv 2205.14756 v1), as its text describes it (the seed review's reading):
+    # widths 16 (stem), 24, 48, 96, 192 and depths 2, 3, 5, 2 for stages 1-4, kernel 5 outside the stem, hard-swish
+    # everywhere, expand ratio 4, attention from stage 3 on; the block is ReLU linear attention (head dim 16) plus an
+    # FFN with a depthwise conv, with NO multi-scale 5x5 aggregation of q/k/v (that is the later ICCV version);
+    # downsampling blocks carry an extra shortcut (average pooling + 1x1 conv); about 400M MACs at 224.
+    # Choices the text leaves open, each written here:
+    # - every stage is a stride-2 MBConv followed by `depth` blocks (MBConvs in stages 1-2, attention blocks in 3-4);
+    #   this table counts the stride-2 block into the MBConv stages' depth (3 = 1 + 2, 4 = 1 + 3), so the four
+    #   stages hold 2, 3, 5, 2 blocks after their stride-2 block;
     # - the stem is the 3x3 s2 conv plus one DSConv block, as in every later B model;
+    # - the downsampling shortcut is AvgPool2d(2) then a 1x1 conv + BatchNorm (no activation), added to the stride-2
+    #   MBConv's output, on all four stage entries (not the stem); attention stages use the fewer-norm MBConv there;
+    # - the FFN is the official fewer-norm MBConv (1x1 expand 4 + bias, 5x5 depthwise + bias, 1x1 project + BN);
+    # - with no aggregation branch the attention has `heads` head groups and proj reads C channels (not 2C);
     # - the head is MobileNetV3-Large's: 1x1 conv to 960 + hard-swish, pool, linear 960->1280 with bias + hard-swish
     #   (no LayerNorm), linear classifier.
-    # Measured with effvit_deploy.models.profile at 224x224: 4.71M params, 0.381 GMACs (torchprofile convention;
-    # 0.376 without norms). tests/test_models.py pins these figures.
+    # Measured with effvit_deploy.models.profile at 224x224: 4.51M params, 0.355 GMACs (torchprofile convention, BN
+    # counted; 0.350 without norms), 11% under the text's "about 400M" (counting the stride-2 block into every
+    # stage's depth instead would give fewer still). tests/test_models.py pins these figures.
     "efficientvit-paper": EfficientViTConfig(
+        (16, 24, 48, 96, 192),
+        (1, 3, 4, 5, 2),
+        dim=16,
+        head_widths=(960, 1280),
+        stage_kernel=5,
+        head_norm=False,
+        scales=(),
+        down_shortcut=True,
+    ),
+    # What `efficientvit-paper` was before it followed the v1 text: the v1 widths/depths/kernel/head with the ICCV
+    # version's blocks (multi-scale 5x5 aggregation, no downsampling shortcut). 4.71M params, 0.381 GMACs at 224.
+    "efficientvit-paper-widths-iccv-blocks": EfficientViTConfig(
         (16, 24, 48, 96, 192), (1, 3, 4, 5, 2), dim=16, head_widths=(960, 1280), stage_kernel=5, head_norm=False
     ),
 }

@@ -81,9 +81,11 @@ class ConvNormAct(nn.Sequential):
         groups: int = 1,
         norm: NormLayer = nn.BatchNorm2d,
         act: type[nn.Module] | None = nn.ReLU,
+        dilation: int = 1,
     ) -> None:
+        pad = (kernel - 1) // 2 * dilation
         layers: list[nn.Module] = [
-            nn.Conv2d(cin, cout, kernel, stride, padding=(kernel - 1) // 2, groups=groups, bias=False),
+            nn.Conv2d(cin, cout, kernel, stride, padding=pad, dilation=dilation, groups=groups, bias=False),
             norm(cout),
         ]
         if act is not None:
@@ -145,6 +147,7 @@ class BlockV3(NamedTuple):
     use_se: bool
     use_hs: bool
     stride: int
+    dilation: int = 1  # torchvision's `dilated=True` (segmentation): 2 in the last stage, whose stride then is 1
 
 
 class InvertedResidualV3(nn.Module):
@@ -157,8 +160,11 @@ class InvertedResidualV3(nn.Module):
         layers: list[nn.Module] = []
         if cfg.expanded != cfg.cin:
             layers.append(ConvNormAct(cfg.cin, cfg.expanded, kernel=1, norm=norm, act=act))
+        stride = 1 if cfg.dilation > 1 else cfg.stride
         layers.append(
-            ConvNormAct(cfg.expanded, cfg.expanded, cfg.kernel, cfg.stride, groups=cfg.expanded, norm=norm, act=act)
+            ConvNormAct(
+                cfg.expanded, cfg.expanded, cfg.kernel, stride, cfg.expanded, norm=norm, act=act, dilation=cfg.dilation
+            )
         )
         if cfg.use_se:
             squeeze = make_divisible(cfg.expanded // 4, 8)

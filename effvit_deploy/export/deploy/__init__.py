@@ -8,7 +8,9 @@
 
 Passes, in order (one rewrite per file): `fold_batch_norm.FoldBatchNormPass` (BN into the preceding conv),
 `lite_mla_deploy.LiteMLADeployPass` (LiteMLA -> DeployLiteMLA, matmul order fixed per resolution) and
-`decompose_layer_norm.DecomposeLayerNormPass` (LayerNorm as ops every XNNPACK partitioner takes). Hard-swish stays an
+`decompose_layer_norm.DecomposeLayerNormPass` (LayerNorm as ops every XNNPACK partitioner takes) and
+`bicubic_upsample_deploy.BicubicUpsampleDeployPass` (exact bicubic upsampling by an integer factor from delegated ops:
+the segmentation head and `--full-res-output`). Hard-swish stays an
 `nn.Hardswish` module: every converter maps it to one op. The passes are plain module rewrites; what they buy on each
 runtime is measured in bench/inspect_tflite_graph.py.
 """
@@ -22,6 +24,7 @@ from torch import nn
 
 from effvit_deploy.errors import InvalidInputError
 from effvit_deploy.export.deploy._base import DeployContext, DeployPass, PassResult
+from effvit_deploy.export.deploy.bicubic_upsample_deploy import BicubicUpsampleDeployPass
 from effvit_deploy.export.deploy.decompose_layer_norm import DecomposeLayerNormPass
 from effvit_deploy.export.deploy.fold_batch_norm import FoldBatchNormPass
 from effvit_deploy.export.deploy.head_split import check_style
@@ -29,7 +32,12 @@ from effvit_deploy.export.deploy.lite_mla_deploy import DeployLiteMLA, LiteMLADe
 
 __all__ = ["to_deploy_form", "DEFAULT_PASSES", "DeployLiteMLA", "DeployContext", "PassResult", "PRECISIONS"]
 
-DEFAULT_PASSES: tuple[DeployPass, ...] = (FoldBatchNormPass(), LiteMLADeployPass(), DecomposeLayerNormPass())
+DEFAULT_PASSES: tuple[DeployPass, ...] = (
+    FoldBatchNormPass(),
+    LiteMLADeployPass(),
+    DecomposeLayerNormPass(),
+    BicubicUpsampleDeployPass(),
+)
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -53,7 +61,8 @@ def to_deploy_form(
 
     Returns:
         (module, info) with info = {"optimizations": [pass names that changed something], "attention": [{"module",
-        "tokens", "dim", "order", "groups", "joined_qkv"} per LiteMLA], "folded_bn": n, "precision": precision}.
+        "tokens", "dim", "order", "groups", "joined_qkv", "map_bytes"} per LiteMLA], "folded_bn": n, "precision": precision}
+        and, for models with bicubic upsampling, "upsample": [{"module", "channels", "factor", "input"}].
 
     Raises:
         InvalidInputError: resolution is not two positive ints, or precision or split style is unknown.
@@ -73,6 +82,8 @@ def to_deploy_form(
             info["folded_bn"] = len(result.records)
         elif isinstance(deploy_pass, LiteMLADeployPass):
             info["attention"] = result.records
+        elif isinstance(deploy_pass, BicubicUpsampleDeployPass):
+            info["upsample"] = result.records
     return new, info
 
 

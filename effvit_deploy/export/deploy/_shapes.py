@@ -16,13 +16,20 @@ def input_sizes(
     model: nn.Module, resolution: tuple[int, int], types: type[nn.Module] | tuple[type[nn.Module], ...]
 ) -> dict[str, tuple[int, int]]:
     """{qualified module name: (H, W) of its first input} for every module of `types`, for a (1, C, H, W) input."""
+    return {name: (shape[-2], shape[-1]) for name, shape in input_shapes(model, resolution, types).items()}
+
+
+def input_shapes(
+    model: nn.Module, resolution: tuple[int, int], types: type[nn.Module] | tuple[type[nn.Module], ...]
+) -> dict[str, tuple[int, ...]]:
+    """{qualified module name: full shape of its first input} for every module of `types`, as `input_sizes`."""
     names = {module: name for name, module in model.named_modules() if isinstance(module, types)}
     if not names:
         return {}
-    sizes: dict[str, tuple[int, int]] = {}
+    sizes: dict[str, tuple[int, ...]] = {}
 
     def record(module: nn.Module, args: tuple) -> None:
-        sizes[names[module]] = (int(args[0].shape[-2]), int(args[0].shape[-1]))
+        sizes[names[module]] = tuple(int(d) for d in args[0].shape)
 
     hooks = [module.register_forward_pre_hook(record) for module in names]
     try:

@@ -60,6 +60,13 @@ def attention_order(tokens: int, dim: int, softmax: bool) -> str:
     return "linear" if tokens > dim else "quadratic"
 
 
+def map_bytes(order: str, tokens: int, dim: int, groups: int) -> int:
+    """fp32 bytes of the attention core's largest product for one image: the N×N map (softmax, quadratic) or the
+    d×d key-value product (linear). The softmax twin at 1024x2048 needs GBs here; the manifest records it."""
+    side = tokens if order != "linear" else dim
+    return 4 * groups * side * side
+
+
 class DeployLiteMLA(nn.Module):
     """LiteMLA in deploy form (see module docstring); build it with `from_lite_mla`."""
 
@@ -205,7 +212,7 @@ class LiteMLADeployPass:
             set_submodule(model, name, new.train(m.training))
             records.append(
                 {"module": name, "tokens": height * width, "dim": m.dim, "order": new.order, "groups": new.groups,
-                 "joined_qkv": new.join_qkv}
+                 "joined_qkv": new.join_qkv, "map_bytes": map_bytes(new.order, height * width, m.dim, new.groups)}
             )
         return PassResult(modified=bool(records), records=records)
 
