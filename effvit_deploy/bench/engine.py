@@ -39,8 +39,10 @@ from .app_runner import RUNNER_NAMES as APP_RUNNER_NAMES
 from .app_runner import AppPackage, AppSession
 from .devices import AdbPhone, Device, RunOutput
 from .native import NativeRunner, find_binary, native_runner, shared_libraries
+from .order import shuffled
 from .parsers import ParsedRun, RunnerOutputError, parse_python_runner
 from .python_runner import EXIT_MISSING_RUNTIME, RUNNER_NAMES
+from .quality import energy_fields, finish_record, remeasure_wait, stop_kwargs
 from .records import BenchRecord, record_key
 from .stats import detect_throttle
 from .store import ResultStore
@@ -169,9 +171,13 @@ class RunOptions:
     apk: Path | None = None  # --runner app/auto: the APK (default: the one `make android-app` builds)
     rerun: bool = False
     timeout_s: float = DEFAULT_TIMEOUT_S
+    min_seconds: float = 0.0  # stop rule with runs as min_runs (the python runner loops until both are met)
+    max_seconds: float | None = None
+    seed: int | None = None  # run-order shuffle (order.py); None: the sweep's interleaved order
 
     @classmethod
     def from_sweep(cls, spec: SweepSpec, **kwargs: Any) -> RunOptions:
+        kwargs = {"min_seconds": spec.min_seconds, "max_seconds": spec.max_seconds, "seed": spec.seed, **kwargs}
         return cls(runs=spec.runs, warmup=spec.warmup, cooldown_s=spec.cooldown_s, cores=spec.cores, **kwargs)
 
 
@@ -247,7 +253,7 @@ def plan_device(device: Device, spec: SweepSpec, options: RunOptions) -> DeviceP
     runners = {t: choose_runner(device, t, options.runner, options.runner_dir, app) for t in targets}
     threads = sorted({c.threads for c in spec.configurations})
     masks = {n: device.mask_for(options.cores, n) for n in threads}
-    return DevicePlan(device, facts, runners, masks, list(spec.configurations))
+    return DevicePlan(device, facts, runners, masks, shuffled(spec.configurations, options.seed))
 
 
 def _app_session(device: Device, options: RunOptions) -> AppSession | None:
@@ -379,6 +385,9 @@ class _Worker:
                 self.progress(ProgressEvent("start", self.device.spec, config.label, i, total))
                 record = self._measure(config)
                 measured_before = True
+                if (wait := remeasure_wait(record, self.options.cooldown_s)) is not None and \
+                        not self.stop.wait(wait):  # unstable: once more after a cool-down, kept flagged if still so
+                    record = self._measure(config, first=record)
                 self._keep(record)
                 self.progress(ProgressEvent("done", self.device.spec, config.label, i + 1, total, record))
                 if record.extra.get("fatal"):
@@ -426,9 +435,10 @@ class _Worker:
             manifest=dict(artifact.manifest) if is_artifact else {},
             versions={"effvit_deploy": __version__}, extra=extra)
 
-    def _measure(self, config: Configuration) -> BenchRecord:
+    def _measure(self, config: Configuration, first: BenchRecord | None = None) -> BenchRecord:
         artifact = self.artifacts.get(config.artifact_key)
         rec = self._base_record(config, artifact)
+        rec.order_seed = self.options.seed
         rec.started_at = _now()
         if not isinstance(artifact, Artifact):
             rec.error = artifact.error if isinstance(artifact, ExportFailure) else "no artifact was exported"
@@ -452,6 +462,7 @@ class _Worker:
         except EffvitError as exc:
             rec.error = _one_line(str(exc))
         rec.finished_at = _now()
+        finish_record(rec, first)
         return rec
 
     def _measure_into(self, rec: BenchRecord, config: Configuration, artifact: Artifact) -> None:
@@ -476,11 +487,16 @@ class _Worker:
                                  warmup=opts.warmup, mask=rec.mask, library_dir=libdir, timeout=opts.timeout_s)
         else:
             out = dev.run_python_runner(device_path, config.target, threads=config.threads, runs=opts.runs,
-                                        warmup=opts.warmup, mask=rec.mask, timeout=opts.timeout_s)
+                                        warmup=opts.warmup, mask=rec.mask, timeout=opts.timeout_s,
+                                        **stop_kwargs(opts.min_seconds, opts.max_seconds))
         rec.thermal_after, rec.freqs_after = dev.thermal(), dev.freqs()
         rec.throttled = detect_throttle(rec.freqs_before, rec.freqs_after, rec.thermal_before, rec.thermal_after)
         rec.extra["process_s"] = round(out.seconds, 4)
         _fill_result(rec, choice, out, opts.warmup)
+        rec.stop_rule = {"min_runs": opts.runs, "min_seconds": opts.min_seconds, "max_seconds": opts.max_seconds,
+                         "applied_by": "runner loop" if choice.native is None and choice.app is None
+                         else "fixed count (this runner takes a run count)"}
+        rec.energy = energy_fields(out, rec)
 
     def _keep(self, record: BenchRecord) -> None:
         self.store.append(record)
