@@ -117,13 +117,25 @@ def run(
     export_dir: Annotated[Path, typer.Option(help="Where artifacts are exported (and cached).")] = Path("export"),
     rerun: Annotated[bool, typer.Option("--rerun", help="Measure again what the results file already has.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pushes and cache decisions.")] = False,
+    min_runs: Annotated[int | None, typer.Option(help="Minimum timed runs (same as --runs).")] = None,
+    min_seconds: Annotated[float | None, typer.Option(help="Timed runs go on until this many seconds too "
+                                                      "(python runner; default: sweep's, else 0).")] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop timed runs after this many seconds "
+                                                      "(default: sweep's, else none).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the shuffled run order (default: sweep's, else 0).")
+                    ] = None,
 ) -> None:
     """Export what is missing, measure every configuration on every device, print the latency table."""
     err = _stderr_console()
     _setup_logging(err, verbose)
     if runner not in engine.RUNNER_MODES:
         raise InvalidInputError(f"--runner {runner!r}: choose one of {', '.join(engine.RUNNER_MODES)}")
-    spec = _spec(sweep, model, resolution, target, precision, threads, runs, warmup, cooldown, cores)
+    if min_runs is not None and runs is not None and min_runs != runs:
+        raise InvalidInputError("--runs and --min-runs are the same setting; give one of them")
+    spec = _spec(sweep, model, resolution, target, precision, threads, min_runs if min_runs is not None else runs,
+                 warmup, cooldown, cores)
+    spec = spec.with_overrides(min_seconds=min_seconds, max_seconds=max_seconds,
+                               seed=seed if seed is not None or spec.source is not None else 0)
     if runner_dir is not None and not runner_dir.is_dir():
         raise MissingFileError(f"--runner-dir {runner_dir} is not a folder; give the folder holding the runners")
     if apk is not None and not apk.is_file():
@@ -289,6 +301,29 @@ def report(
         print(f"wrote {path}")
         return
     sys.stdout.write(report_lib.render(records, format))
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="Results file A (the baseline: before, or phone 1).")],
+    b: Annotated[Path, typer.Argument(help="Results file B (after, or phone 2); ratios are B / A.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="md (the only format).")] = "md",
+) -> None:
+    """Per configuration in both files: B/A median ratio, its bootstrap 95% interval and a verdict."""
+    from ..bench.compare import compare as compare_records
+    from ..bench.compare import to_markdown
+
+    if format != "md":
+        raise InvalidInputError(f"--format {format!r}: compare writes md only")
+    sides = []
+    for path in (a, b):
+        if not path.is_file():
+            raise MissingFileError(f"results file {path} does not exist; give two .jsonl files from effvit-bench run")
+        records = load_results([path])
+        if not records:
+            raise InvalidInputError(f"{path} holds no records; run `effvit-bench run` first")
+        sides.append(records)
+    sys.stdout.write(to_markdown(compare_records(sides[0], sides[1]), a.stem, b.stem))
 
 
 def main(argv: list[str] | None = None) -> None:
