@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from effvit_deploy.bench import plots
 from effvit_deploy.bench.records import BenchRecord
 from effvit_deploy.bench.report import (
     EFFICIENTNET_TWIN,
@@ -165,7 +166,7 @@ def test_markdown_is_a_valid_table_with_error_footnote(records: list[BenchRecord
         assert j - i - 2 == len(MODELS) * len(RESOLUTIONS) - 1
     assert "| efficientvit-b1@512x512 | " in md
     pixel_b1 = _record(PIXEL, "efficientvit-b1", "512x512", 4).stats
-    assert f"{pixel_b1['median_ms']:.1f} <sub>p90 {pixel_b1['p90_ms']:.1f}</sub>" in md
+    assert f"{pixel_b1['median_ms']:.1f} <sub>median, p90 {pixel_b1['p90_ms']:.1f}</sub>" in md
     assert f"{31.0 / 20.0:.2f}×" in md
     assert "| error |" in md
     assert "1 error cell:" in md
@@ -193,10 +194,14 @@ def test_csv_long_format_parses_back(records: list[BenchRecord]) -> None:
 def test_html_is_self_contained_with_plots(records: list[BenchRecord]) -> None:
     page = render(records, "html")
     assert page.startswith("<!doctype html>")
-    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 2  # one figure per (target, precision, threads)
-    assert base64.b64decode(images[0])[:8] == b"\x89PNG\r\n\x1a\n"
-    assert page.count("<table>") == 2
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]+)"', page)
+    tables = build_tables(records)
+    # comparison figures (plots.py): latency vs resolution per device, speedups, devices side by side per table
+    assert len(images) == sum(len(plots.figures(t)) for t in tables) >= 2 * len(tables)
+    assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data, _ in images)
+    assert any(alt.startswith("devices side by side") for _, alt in images)
+    assert page.count('<table class="sortable">') == 2 and 'class="sortable records"' in page
+    assert "<script>" in page and "querySelectorAll('table.sortable th')" in page
     assert "Galaxy S22 (sm8450)" in page and 'class="error"' in page
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
 
