@@ -32,7 +32,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..bench import engine
+from ..bench import engine, pipeline
 from ..bench.adb import list_devices
 from ..bench.devices import AdbPhone, Device, open_devices, parse_device_spec
 from ..bench.native import BINARIES
@@ -162,9 +162,18 @@ def run(
             bar.update(export_task, total=event.total, completed=event.index,
                        description="done" if event.label == "done" else event.label)
 
-        artifacts, _ = engine.export_artifacts(spec.configurations, export_dir, progress=on_export)
         on_progress = _device_progress(bar, plans)
-        summary = engine.run_sweep(plans, artifacts, ResultStore(results), options, progress=on_progress)
+        if pipeline.overlap_allowed(devices):  # phones only: the host exports the next artifacts while they measure
+            def on_event(event: engine.ProgressEvent) -> None:
+                (bar.update(export_task, total=event.total, completed=event.index,
+                            description="done" if event.label == "done" else event.label)
+                 if event.kind == "export" else on_progress(event))
+
+            summary, _ = pipeline.export_while_measuring(plans, export_dir, ResultStore(results), options,
+                                                         progress=on_event)
+        else:
+            artifacts, _ = engine.export_artifacts(spec.configurations, export_dir, progress=on_export)
+            summary = engine.run_sweep(plans, artifacts, ResultStore(results), options, progress=on_progress)
 
     records = list(ResultStore(results).records())
     from ..bench import report  # matplotlib-free for markdown; imported late to keep startup quick
