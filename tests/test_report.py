@@ -271,3 +271,25 @@ def test_device_list_formats_clusters() -> None:
     rec.device["governor"] = "schedutil"
     md = render([rec], "md")
     assert "CPUs 4×1.79 GHz + 3×2.42 GHz + 1×2.84 GHz, governor schedutil" in md
+
+
+def test_html_in_headless_chromium_sorts_by_a_clicked_column(records: list[BenchRecord], tmp_path: Path) -> None:
+    """The page in a real browser (Debian's chromium, when installed): two clicks sort a latency column down."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium not installed (apt-get install chromium): the in-browser check needs it")
+    page = render(records, "html")
+    probe = ("<script>var t=document.querySelector('table.sortable'),th=t.tHead.rows[0].cells[1];th.click();"
+             "th.click();document.body.setAttribute('data-order',Array.from(t.tBodies[0].rows).map("
+             "function(r){return r.cells[1].getAttribute('data-v')}).join(';'));</script></body></html>")
+    path = tmp_path / "report.html"
+    path.write_text(page.replace("</body></html>", probe))
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL).stdout
+    order = re.search(r'data-order="([^"]*)"', dom)
+    assert order is not None, dom[-500:]
+    values = [float(v) for v in order.group(1).split(";") if v]
+    assert len(values) >= 10 and values == sorted(values, reverse=True)

@@ -45,7 +45,7 @@ document.querySelectorAll('table.sortable th').forEach(function (th, _i) {
 CSS = ("th[data-dir=asc]::after{content:' ▲'}th[data-dir=desc]::after{content:' ▼'}"
        ".flag{font-size:.75em;padding:0 .3em;margin-left:.2em;border-radius:.3em;background:#eee;color:#333}"
        ".flag.bad{background:#fdd;color:#900}.flag.good{background:#dfd;color:#060}"
-       "table.records td{font-size:.85em}")
+       "table.records td{font-size:.85em}table.records td.t{text-align:left}")
 
 
 def flags(rec: BenchRecord) -> list[tuple[str, str, str]]:
@@ -128,7 +128,7 @@ def records_table(records: Sequence[BenchRecord], names: dict[str, str]) -> str:
 
 
 def _td(text: str, *, title: str | None = None) -> str:
-    attr = f' title="{html.escape(title)}"' if title else ""
+    attr = f' title="{html.escape(title)}"' if title else ' class="t"'  # text cells left-aligned; "–" stays right
     return f"<td{attr}>{html.escape(text)}</td>"
 
 
