@@ -293,3 +293,19 @@ def test_html_in_headless_chromium_sorts_by_a_clicked_column(records: list[Bench
     assert order is not None, dom[-500:]
     values = [float(v) for v in order.group(1).split(";") if v]
     assert len(values) >= 10 and values == sorted(values, reverse=True)
+
+
+def test_unstable_cells_are_marked_and_csv_has_the_trust_fields() -> None:
+    from effvit_deploy.bench.quality import annotate
+    from effvit_deploy.bench.stats import summarize
+
+    rec = _record(PIXEL, "efficientvit-b1", "224x224", 4)
+    rec.samples_ms = [10.0] * 20 + [13.0] * 20  # drifts: the windows disagree
+    rec.stats = summarize(rec.samples_ms)
+    rec.extra["peak_rss_kb"] = 123456
+    annotate(rec)
+    md = render([rec], "md")
+    assert " ≈ <sub>median" in md and "≈ = unstable" in md
+    (row,) = csv.DictReader(io.StringIO(render([rec], "csv")))
+    assert row["stable"] == "False" and float(row["spread_pct"]) > 5 and row["peak_rss_kb"] == "123456"
+    assert float(row["trimmed_mean_ms"]) == pytest.approx(11.5)

@@ -287,8 +287,12 @@ def _cell_parts(cell: Cell) -> tuple[str, str | None]:
     small = "median" + (f", p90 {_ms(cell.p90_ms)}" if cell.p90_ms is not None else "") if kind == "median" else None
     if kind == "mean":
         small = "mean"
-    main = _ms(value) + (" ⚠" if cell.record.throttled else "")
+    main = _ms(value) + (" ⚠" if cell.record.throttled else "") + (" ≈" if _unstable(cell.record) else "")
     return main, small
+
+
+def _unstable(rec: BenchRecord) -> bool:
+    return bool(rec.stability and rec.stability.get("stable") is False)
 
 
 def _notes(table: Table) -> list[str]:
@@ -308,6 +312,9 @@ def _notes(table: Table) -> list[str]:
         notes.append("'mean': the runner reported only a mean (no median/p90); speedups compare means with means.")
     if any(c.record is not None and c.record.ok and c.record.throttled for row in table.rows for c in row.cells):
         notes.append("⚠ = clocks dropped or temperature rose past the threshold during the measurement.")
+    if any(c.record is not None and c.record.ok and _unstable(c.record) for row in table.rows for c in row.cells):
+        notes.append("≈ = unstable: the window medians disagreed by more than the tolerance, or the runs formed two "
+                     "clusters, also when measured once more after a rest.")
     errors = table.error_cells()
     if errors:
         notes.append(f"{len(errors)} error cell{'s' if len(errors) != 1 else ''}:")
@@ -399,7 +406,8 @@ def _cluster_text(cluster: object) -> str:
 CSV_COLUMNS = tuple(
     """target precision threads model resolution variant device device_serial device_model soc runner median_ms p90_ms
     mean_ms min_ms max_ms std_ms n basis init_ms first_ms throttled speedup_vs_softmax softmax_twin
-    speedup_vs_efficientnet efficientnet_ref error key finished_at""".split()
+    speedup_vs_efficientnet efficientnet_ref error key finished_at stable spread_pct cv trimmed_mean_ms p99_ms
+    peak_rss_kb energy_per_inference_mj mean_power_w order_seed""".split()
 )
 
 
@@ -441,6 +449,10 @@ def _csv_row(table: Table, row: Row, i: int, rec: BenchRecord) -> dict[str, str]
         "error": rec.error,
         "key": rec.key,
         "finished_at": rec.finished_at,
+        **{k: (rec.stability or {}).get(k) for k in ("stable", "spread_pct", "cv", "trimmed_mean_ms", "p99_ms")},
+        "peak_rss_kb": rec.peak_rss_kb,
+        **{k: (rec.energy or {}).get(k) for k in ("energy_per_inference_mj", "mean_power_w")},
+        "order_seed": rec.order_seed,
     }
     return {k: "" if v is None else str(v) for k, v in values.items()}
 
