@@ -5,7 +5,8 @@
 
 Output (last line of stdout):
     {"runner": "python-litert", "samples_ms": [...], "init_ms": x, "first_ms": y, "versions": {...}, "threads": 4,
-     "extra": {"warmup_ms": [...], "import_ms": z, "input_shape": [...], "input_dtype": "float32"}}
+     "extra": {"warmup_ms": [...], "import_ms": z, "input_shape": [...], "input_dtype": "float32",
+               "timed_s": t, "stop_rule": {...}, "peak_rss_kb": k}}
 
 Method: load the artifact (init_ms = model load + allocation/session creation/method load, import not included),
 set one fixed random input, then run `warmup` inferences and then the timed ones back to back, each timed with
