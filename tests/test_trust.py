@@ -221,3 +221,23 @@ def test_run_flags_reach_the_spec(cli: Callable[..., tuple[int, str, str]]) -> N
     code, _, err = cli("run", "--device", "local", "--model", "efficientvit-b0", "--target", "tflite",
                        "--max-seconds", "0")
     assert code == 2 and "--max-seconds" in err and len(err.strip().splitlines()) == 1
+
+
+def test_local_sampler_reads_a_battery_on_a_free_cpu(tiny_artifact: Callable[[str], dict[str, Any]],
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    battery = tmp_path / "power_supply" / "BAT0"
+    battery.mkdir(parents=True)
+    for name, value in (("type", "Battery"), ("status", "Discharging"), ("power_now", "7500000")):  # 7.5 W
+        (battery / name).write_text(value + "\n")
+    monkeypatch.setattr(LocalDevice, "power_root", str(tmp_path / "power_supply"))
+    dev = LocalDevice()
+    cpus = dev.cpus()
+    if len(cpus) < 2:
+        pytest.skip("this machine has a single allowed CPU: no core outside the mask for the sampler")
+    mask = format(1 << cpus[-1], "x")  # the runner on the last CPU, the sampler on the first
+    store = ResultStore(tmp_path / "r.jsonl")
+    spec = sweep(configs(threads=(1,)), runs=8, warmup=1, min_seconds=1.0, cores=mask)
+    summary = measure([dev], spec, store, tiny_artifact("tflite"))
+    assert summary.measured == 1, [r.error for r in summary.records]
+    [rec] = store.records()
+    assert rec.energy["mean_power_w"] == pytest.approx(7.5) and rec.energy["samples"] >= 3

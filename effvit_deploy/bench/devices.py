@@ -35,7 +35,7 @@ from . import python_runner
 from .adb import AdbDevice, DeviceDisconnected, DeviceTimeout
 from .device_facts import LocalShell, big_core_mask, mask_cpus, read_cur_freqs, read_device_facts, read_thermal
 from .native import NativeRunner, wrap
-from .power import has_battery, outside_core, sampler_script
+from .power import POWER_SUPPLY, has_battery, outside_core, sampler_script
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +239,7 @@ class LocalDevice(Device):
     """This machine: the Python running the harness, artifacts used in place, runs pinned with taskset/affinity."""
 
     kind = "local"
+    power_root = POWER_SUPPLY  # where the battery is read (tests point it at a fake tree)
 
     def __init__(self, spec: str = "local") -> None:
         super().__init__()
@@ -279,7 +280,7 @@ class LocalDevice(Device):
                           max_seconds: float | None = None) -> RunOutput:
         """The runner, with a battery sampler on a CPU outside `mask` when this machine has a battery."""
         core = outside_core(self.cpus(), mask)
-        if not has_battery():
+        if not has_battery(self.power_root):
             note = "no battery-type supply under /sys/class/power_supply on this machine"
         elif core is None:
             note = "no CPU outside the measured mask to run the power sampler on"
@@ -294,7 +295,8 @@ class LocalDevice(Device):
                      **kw: Any) -> RunOutput:
         with tempfile.TemporaryDirectory(prefix="effvit-power-") as tmp:
             samples, flag = Path(tmp) / "power.txt", Path(tmp) / "timed"
-            sampler = subprocess.Popen(["sh", "-c", sampler_script(str(samples), only_while=str(flag))],
+            script = sampler_script(str(samples), root=self.power_root, only_while=str(flag))
+            sampler = subprocess.Popen(["sh", "-c", script],
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                        preexec_fn=lambda: os.sched_setaffinity(0, {core}))
             try:
