@@ -12,6 +12,10 @@ Method, per device (one worker thread each; devices run in parallel):
 - one record per measurement, appended and fsync'd at once (`store.py`); a failed run (non-zero exit, unparsable
   output, timeout, failed export) is a record with `error` and the stderr tail, and the sweep goes on.
 Exports happen before any measurement, so converting models never competes with a measurement on this machine.
+(Phones-only sweeps may overlap the two instead: pipeline.py.) The order is the sweep's, shuffled from
+`RunOptions.seed` (order.py); a record whose timed runs were unstable (quality.py) is measured once more after a
+rest, and the second record is kept (flagged when still unstable). Every record gets its trust fields: stability,
+peak memory, energy (or why none), stop rule and order seed.
 
 A device that disconnects gets an error record for the configuration in flight, then one reconnection attempt; if
 it stays away, or a device operation fails for a reason a retry cannot fix (storage full), that device's worker

@@ -28,6 +28,8 @@ that expands to no configuration is an error too.
 Order ("interleaved"): configurations are ordered resolution by resolution, then target, precision, threads, and
 only then model, so the models a report compares (EfficientViT, its softmax twin, EfficientNet at the same input and
 threads) are measured back to back under the same thermal conditions instead of hours apart.
+At run time the engine shuffles that order from `seed` (order.py): blocks of compared models stay together, but
+which block runs first and which model leads inside a block come from the seed, so slow drift favours nobody.
 """
 
 from __future__ import annotations
