@@ -7,13 +7,15 @@ phone's python3, reached through the real adb client on a private adb server), e
 so every artifact is converted:
 - sequential: every export first, then every measurement (what `local` does);
 - overlapped: `pipeline.export_while_measuring`, the host converting the next artifacts while the phone measures.
-Prints both walls and the gain. Caveat: the emulated phone runs on this machine's CPUs, so here its measurements
-and the exports compete for the same cores; on a real phone they do not, and the gain is larger.
+Each mode runs in a fresh Python process (so neither pays the other's imports and first-conversion warm-up), the
+sequential one first. Prints both walls and the gain. Caveat: the emulated phone runs on this machine's CPUs, so
+here its measurements and the exports compete for the same cores; on a real phone they do not.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -60,10 +62,24 @@ def run_once(serial: str, sweep: Path, tmp: Path, overlapped: bool) -> tuple[flo
     return wall, export_s, len(summary.records)
 
 
+def _child(mode: str, serial: str, sweep: Path, tmp: Path) -> tuple[float, float, int]:
+    proc = subprocess.run([sys.executable, __file__, "--sweep", str(sweep), "--child", mode, serial, str(tmp)],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{mode} run failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+    wall, export_s, n = json.loads(proc.stdout.strip().splitlines()[-1])
+    return float(wall), float(export_s), int(n)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", type=Path, default=ROOT / "bench/sweeps/quick.toml")
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "SERIAL", "TMP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:  # one mode in this fresh process; the parent owns the adb server and the phone
+        mode, serial, tmp_dir = args.child
+        print(json.dumps(run_once(serial, args.sweep, Path(tmp_dir), overlapped=mode == "overlap")))
+        return 0
     adb = shutil.which("adb")
     if adb is None:
         raise SystemExit("error: the adb client is not installed; run `make setup` (installs Debian's adb)")
@@ -75,8 +91,7 @@ def main() -> int:
                        stdin=subprocess.DEVNULL)
         phone = AdbEmulator(PROFILES["sm8150"], python3=True).start()
         try:
-            seq = run_once(phone.serial, args.sweep, tmp, overlapped=False)
-            over = run_once(phone.serial, args.sweep, tmp, overlapped=True)
+            seq, over = (_child(mode, phone.serial, args.sweep, tmp) for mode in ("seq", "overlap"))
         finally:
             phone.stop()
             subprocess.run([adb, "kill-server"], env=env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
