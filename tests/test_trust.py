@@ -241,3 +241,12 @@ def test_local_sampler_reads_a_battery_on_a_free_cpu(tiny_artifact: Callable[[st
     assert summary.measured == 1, [r.error for r in summary.records]
     [rec] = store.records()
     assert rec.energy["mean_power_w"] == pytest.approx(7.5) and rec.energy["samples"] >= 3
+
+
+def test_compare_names_files_that_share_a_name(cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    (tmp_path / "before").mkdir()
+    (tmp_path / "after").mkdir()
+    a = _write(tmp_path / "before" / "quick.jsonl", [_record([10.0 + i % 3 for i in range(30)])])
+    b = _write(tmp_path / "after" / "quick.jsonl", [_record([10.0 + i % 3 for i in range(30)])])
+    code, out, _ = cli("compare", a, b)
+    assert code == 0 and "| before/quick ms | after/quick ms |" in out and "| within noise |" in out

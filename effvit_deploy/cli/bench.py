@@ -332,7 +332,10 @@ def compare(
         if not records:
             raise InvalidInputError(f"{path} holds no records; run `effvit-bench run` first")
         sides.append(records)
-    sys.stdout.write(to_markdown(compare_records(sides[0], sides[1]), a.stem, b.stem))
+    names = (a.stem, b.stem) if a.stem != b.stem else (f"{a.parent.name}/{a.stem}", f"{b.parent.name}/{b.stem}")
+    if names[0] == names[1]:  # the same name twice would make the B/A column unreadable
+        names = ("A", "B")
+    sys.stdout.write(to_markdown(compare_records(sides[0], sides[1]), *names))
 
 
 def main(argv: list[str] | None = None) -> None:
