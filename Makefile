@@ -59,6 +59,7 @@ bench-highres: $(STAMP)
 
 bench-harness: $(STAMP)
 	$(PY) bench/bench_harness.py
+	$(PY) bench/bench_overlap.py
 
 # --- android_app: the on-device benchmark app, built offline (no Gradle): javac -> dx -> aapt -> zipalign -> apksigner
 # ANDROID_AARS=DIR: a folder of the official runtime .aar files to build a full APK (see android_app/README.md).

@@ -83,7 +83,7 @@ def test_sweep_on_emulated_855_with_python_runner(adb_phone_factory: Callable[..
     assert device_file(phone, remote).read_bytes() == Path(entry["path"]).read_bytes()
     assert device_file(phone, f"{DEVICE_ROOT}/python_runner.py").is_file()
     runs = [c for c in phone.commands if "python_runner.py --artifact" in c]
-    assert len(runs) == 2 and "(taskset 80 python3 /data/local/tmp/effvit/python_runner.py --artifact" in runs[0]
+    assert len(runs) == 2 and "taskset 80 python3 /data/local/tmp/effvit/python_runner.py --artifact" in runs[0]
     assert "--out /data/local/tmp/effvit/results/" in runs[0]
     assert not list(device_file(phone, f"{DEVICE_ROOT}/results").iterdir())
     # a re-run skips both; nothing pushed again (no new sha256 check either: only the plan's facts/python calls)

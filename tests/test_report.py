@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from effvit_deploy.bench import plots
 from effvit_deploy.bench.records import BenchRecord
 from effvit_deploy.bench.report import (
     EFFICIENTNET_TWIN,
@@ -165,7 +166,7 @@ def test_markdown_is_a_valid_table_with_error_footnote(records: list[BenchRecord
         assert j - i - 2 == len(MODELS) * len(RESOLUTIONS) - 1
     assert "| efficientvit-b1@512x512 | " in md
     pixel_b1 = _record(PIXEL, "efficientvit-b1", "512x512", 4).stats
-    assert f"{pixel_b1['median_ms']:.1f} <sub>p90 {pixel_b1['p90_ms']:.1f}</sub>" in md
+    assert f"{pixel_b1['median_ms']:.1f} <sub>median, p90 {pixel_b1['p90_ms']:.1f}</sub>" in md
     assert f"{31.0 / 20.0:.2f}×" in md
     assert "| error |" in md
     assert "1 error cell:" in md
@@ -193,10 +194,14 @@ def test_csv_long_format_parses_back(records: list[BenchRecord]) -> None:
 def test_html_is_self_contained_with_plots(records: list[BenchRecord]) -> None:
     page = render(records, "html")
     assert page.startswith("<!doctype html>")
-    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 2  # one figure per (target, precision, threads)
-    assert base64.b64decode(images[0])[:8] == b"\x89PNG\r\n\x1a\n"
-    assert page.count("<table>") == 2
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]+)"', page)
+    tables = build_tables(records)
+    # comparison figures (plots.py): latency vs resolution per device, speedups, devices side by side per table
+    assert len(images) == sum(len(plots.figures(t)) for t in tables) >= 2 * len(tables)
+    assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data, _ in images)
+    assert any(alt.startswith("devices side by side") for _, alt in images)
+    assert page.count('<table class="sortable">') == 2 and 'class="sortable records"' in page
+    assert "<script>" in page and "querySelectorAll('table.sortable th')" in page
     assert "Galaxy S22 (sm8450)" in page and 'class="error"' in page
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
 
@@ -266,3 +271,41 @@ def test_device_list_formats_clusters() -> None:
     rec.device["governor"] = "schedutil"
     md = render([rec], "md")
     assert "CPUs 4×1.79 GHz + 3×2.42 GHz + 1×2.84 GHz, governor schedutil" in md
+
+
+def test_html_in_headless_chromium_sorts_by_a_clicked_column(records: list[BenchRecord], tmp_path: Path) -> None:
+    """The page in a real browser (Debian's chromium, when installed): two clicks sort a latency column down."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium not installed (apt-get install chromium): the in-browser check needs it")
+    page = render(records, "html")
+    probe = ("<script>var t=document.querySelector('table.sortable'),th=t.tHead.rows[0].cells[1];th.click();"
+             "th.click();document.body.setAttribute('data-order',Array.from(t.tBodies[0].rows).map("
+             "function(r){return r.cells[1].getAttribute('data-v')}).join(';'));</script></body></html>")
+    path = tmp_path / "report.html"
+    path.write_text(page.replace("</body></html>", probe))
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL).stdout
+    order = re.search(r'data-order="([^"]*)"', dom)
+    assert order is not None, dom[-500:]
+    values = [float(v) for v in order.group(1).split(";") if v]
+    assert len(values) >= 10 and values == sorted(values, reverse=True)
+
+
+def test_unstable_cells_are_marked_and_csv_has_the_trust_fields() -> None:
+    from effvit_deploy.bench.quality import annotate
+    from effvit_deploy.bench.stats import summarize
+
+    rec = _record(PIXEL, "efficientvit-b1", "224x224", 4)
+    rec.samples_ms = [10.0] * 20 + [13.0] * 20  # drifts: the windows disagree
+    rec.stats = summarize(rec.samples_ms)
+    rec.extra["peak_rss_kb"] = 123456
+    annotate(rec)
+    md = render([rec], "md")
+    assert " ≈ <sub>median" in md and "≈ = unstable" in md
+    (row,) = csv.DictReader(io.StringIO(render([rec], "csv")))
+    assert row["stable"] == "False" and float(row["spread_pct"]) > 5 and row["peak_rss_kb"] == "123456"
+    assert float(row["trimmed_mean_ms"]) == pytest.approx(11.5)

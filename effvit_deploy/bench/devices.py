@@ -15,10 +15,12 @@ the device as data. Runs are pinned with `taskset MASK` (on this machine: `tasks
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import posixpath
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -36,6 +38,7 @@ from .adb import DEVICE_TMP, AdbDevice, DeviceDisconnected, DeviceTimeout
 from .device_facts import LocalShell, big_core_mask, mask_cpus, read_cur_freqs, read_device_facts, read_thermal
 from .device_lock import DeviceLock, identity
 from .native import NativeRunner, wrap
+from .power import POWER_SUPPLY, has_battery, outside_core, sampler_script
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,8 @@ class RunOutput:
     stderr: str
     seconds: float  # wall time of the process as seen by the harness
     result: str | None = None  # the runner's result file, when it wrote one and it was fetched (adb pull)
+    power: str | None = None  # what the power sampler wrote during the timed runs (power.parse_samples reads it)
+    power_note: str | None = None  # why no sampler ran, when none did
 
 
 @dataclass(frozen=True)
@@ -222,12 +227,13 @@ class Device(ABC):
         """Run one process pinned to `mask` (hex, None: not pinned) and wait for it."""
 
     def run_python_runner(self, artifact_path: str, target: str, *, threads: int, runs: int, warmup: int,
-                          mask: str | None, timeout: float, input_path: str | None = None) -> RunOutput:
+                          mask: str | None, timeout: float, input_path: str | None = None, min_seconds: float = 0.0,
+                          max_seconds: float | None = None) -> RunOutput:
         """One measurement with the Python runner (a fresh process); with `input_path` it runs on that input and
         returns output 0 in its result (the device parity check)."""
         argv = [*self.python_command(), self.prepare_python_runner(), "--artifact", artifact_path,
                 "--runtime", target, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup),
-                *_input_args(input_path)]
+                *_input_args(input_path), *stop_args(min_seconds, max_seconds)]
         return self.run(argv, timeout=timeout, mask=mask)
 
     def run_native(self, runner: NativeRunner, binary_path: str, artifact_path: str, *, threads: int, runs: int,
@@ -291,6 +297,12 @@ def choose_mask(facts: dict[str, Any], cpus: list[int], cores: str, threads: int
     return format(int(cores, 16), "x"), "user mask"
 
 
+def stop_args(min_seconds: float, max_seconds: float | None) -> list[str]:
+    """The python runner's stop-rule flags (none for the defaults: a count-only rule)."""
+    args = ["--min-seconds", f"{min_seconds:g}"] if min_seconds > 0 else []
+    return args + (["--max-seconds", f"{max_seconds:g}"] if max_seconds is not None else [])
+
+
 def _parse_python_info(out: RunOutput) -> PythonInfo:
     import json
 
@@ -312,6 +324,7 @@ class LocalDevice(Device):
     """This machine: the Python running the harness, artifacts used in place, runs pinned with taskset/affinity."""
 
     kind = "local"
+    power_root = POWER_SUPPLY  # where the battery is read (tests point it at a fake tree)
 
     def __init__(self, spec: str = "local") -> None:
         super().__init__()
@@ -349,6 +362,44 @@ class LocalDevice(Device):
 
     def prepare_native(self, binary: Path, libraries: list[Path]) -> tuple[str, str | None]:
         return str(Path(binary).resolve()), (str(Path(binary).resolve().parent) if libraries else None)
+
+    def run_python_runner(self, artifact_path: str, target: str, *, threads: int, runs: int, warmup: int,
+                          mask: str | None, timeout: float, input_path: str | None = None, min_seconds: float = 0.0,
+                          max_seconds: float | None = None) -> RunOutput:
+        """The runner, with a battery sampler on a CPU outside `mask` when this machine has a battery."""
+        core = outside_core(self.cpus(), mask)
+        if not has_battery(self.power_root):
+            note = "no battery-type supply under /sys/class/power_supply on this machine"
+        elif core is None:
+            note = "no CPU outside the measured mask to run the power sampler on"
+        else:
+            return self._sampled_run(artifact_path, target, core, threads=threads, runs=runs, warmup=warmup,
+                                     mask=mask, timeout=timeout, min_seconds=min_seconds, max_seconds=max_seconds,
+                                     input_path=input_path)
+        out = super().run_python_runner(artifact_path, target, threads=threads, runs=runs, warmup=warmup, mask=mask,
+                                        timeout=timeout, input_path=input_path, min_seconds=min_seconds,
+                                        max_seconds=max_seconds)
+        return dataclasses.replace(out, power_note=note)
+
+    def _sampled_run(self, artifact_path: str, target: str, core: int, *, mask: str | None, timeout: float,
+                     **kw: Any) -> RunOutput:
+        with owned_temp_dir("power") as tmp:
+            samples, flag = Path(tmp) / "power.txt", Path(tmp) / "timed"
+            script = sampler_script(str(samples), root=self.power_root, only_while=str(flag))
+            sampler = subprocess.Popen(["sh", "-c", script],
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+            try:
+                argv = [*self.python_command(), self.prepare_python_runner(), "--artifact", artifact_path,
+                        "--runtime", target, "--threads", str(kw["threads"]), "--runs", str(kw["runs"]),
+                        "--warmup", str(kw["warmup"]), *_input_args(kw["input_path"]),
+                        *stop_args(kw["min_seconds"], kw["max_seconds"]), "--timed-flag", str(flag)]
+                out = self.run(argv, timeout=timeout, mask=mask)
+            finally:
+                sampler.kill()
+                sampler.wait()
+            text = samples.read_text(errors="replace") if samples.exists() else ""
+        return dataclasses.replace(out, power=text)
 
     def run(self, argv: list[str], *, timeout: float, mask: str | None = None) -> RunOutput:
         preexec = None
@@ -464,14 +515,23 @@ class AdbPhone(Device):
         return RunOutput(rc, str(out), str(err), time.perf_counter() - start)
 
     def run_python_runner(self, artifact_path: str, target: str, *, threads: int, runs: int, warmup: int,
-                          mask: str | None, timeout: float, input_path: str | None = None) -> RunOutput:
-        """Run the runner with `--out FILE` on the device, then `adb pull` FILE: the result travels byte-exact."""
+                          mask: str | None, timeout: float, input_path: str | None = None, min_seconds: float = 0.0,
+                          max_seconds: float | None = None) -> RunOutput:
+        """Run the runner with `--out FILE` on the device, then `adb pull` FILE: the result travels byte-exact.
+
+        A battery sampler runs beside it on a CPU outside `mask` (one shell script starts it, runs the runner and
+        stops it), reading only while the runner's timed-runs flag file exists."""
         remote = f"{DEVICE_ROOT}/results/{secrets.token_hex(8)}.json"
         self._mkdirs()
         argv = [*self.python_command(), self.prepare_python_runner(), "--artifact", artifact_path,
                 "--runtime", target, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup),
-                *_input_args(input_path), "--out", remote]
-        out = self.run(argv, timeout=timeout, mask=mask)
+                *_input_args(input_path), *stop_args(min_seconds, max_seconds), "--out", remote]
+        core = outside_core(self.cpus(), mask)
+        if core is None:
+            out = dataclasses.replace(self.run(argv, timeout=timeout, mask=mask),
+                                      power_note="no CPU outside the measured mask to run the power sampler on")
+        else:
+            out = self._sampled_run(argv, remote, core, mask=mask, timeout=timeout)
         if out.returncode != 0:
             return out
         with owned_temp_dir("pull") as tmp:  # named by our pid: a killed run's folder is removed by the next one
@@ -483,7 +543,21 @@ class AdbPhone(Device):
                 return RunOutput(out.returncode, out.stdout, f"{out.stderr}\nno result file: {exc}", out.seconds, "")
             result = local.read_text(encoding="utf-8", errors="replace")
         self.adb.shell(["rm", "-f", remote])
-        return RunOutput(out.returncode, out.stdout, out.stderr, out.seconds, result)
+        return dataclasses.replace(out, result=result)
+
+    def _sampled_run(self, argv: list[str], remote: str, core: int, *, mask: str | None,
+                     timeout: float) -> RunOutput:
+        samples, flag = remote.removesuffix(".json") + ".power", remote.removesuffix(".json") + ".timed"
+        runner = ["taskset", mask, *argv] if mask is not None else argv
+        script = (f"rm -f {shlex.quote(samples)}; taskset {format(1 << core, 'x')} sh -c "
+                  f"{shlex.quote(sampler_script(samples, only_while=flag))} & sp=$!; "
+                  f"{shlex.join([*runner, '--timed-flag', flag])}; rc=$?; kill $sp 2>/dev/null; exit $rc")
+        start = time.perf_counter()
+        rc, stdout, stderr = self.adb.shell(["sh", "-c", script], timeout=timeout)
+        seconds = time.perf_counter() - start
+        _, text, _ = self.adb.shell(["sh", "-c", f"cat {shlex.quote(samples)} 2>/dev/null; "
+                                     f"rm -f {shlex.quote(samples)} {shlex.quote(flag)}"])
+        return RunOutput(rc, str(stdout), str(stderr), seconds, power=str(text))
 
     def output_path(self, name: str) -> str:
         self._mkdirs()

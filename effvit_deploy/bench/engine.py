@@ -12,6 +12,10 @@ Method, per device (one worker thread each; devices run in parallel):
 - one record per measurement, appended and fsync'd at once (`store.py`); a failed run (non-zero exit, unparsable
   output, timeout, failed export) is a record with `error` and the stderr tail, and the sweep goes on.
 Exports happen before any measurement, so converting models never competes with a measurement on this machine.
+(Phones-only sweeps may overlap the two instead: pipeline.py.) The order is the sweep's, shuffled from
+`RunOptions.seed` (order.py); a record whose timed runs were unstable (quality.py) is measured once more after a
+rest, and the second record is kept (flagged when still unstable). Every record gets its trust fields: stability,
+peak memory, energy (or why none), stop rule and order seed.
 
 Faults the harness can repair are repaired and the configuration in flight is measured again (at most
 MAX_ATTEMPTS tries; the record lists them in `extra["faults_survived"]`): a disconnect (active reconnect, bounded in
@@ -46,8 +50,10 @@ from .app_runner import RUNNER_NAMES as APP_RUNNER_NAMES
 from .app_runner import AppPackage, AppSession
 from .devices import AdbPhone, Device, RunOutput
 from .native import NativeRunner, find_binary, native_runner, shared_libraries
+from .order import shuffled
 from .parsers import ParsedRun, RunnerOutputError, parse_python_runner
 from .python_runner import EXIT_MISSING_RUNTIME, RUNNER_NAMES
+from .quality import energy_fields, finish_record, remeasure_wait, stop_kwargs
 from .records import BenchRecord, record_key
 from .stats import detect_throttle
 from .store import ResultStore
@@ -198,9 +204,13 @@ class RunOptions:
     rerun: bool = False
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_memory: int | None = None  # bytes a measurement may use; None: the device's MemAvailable
+    min_seconds: float = 0.0  # stop rule with runs as min_runs (the python runner loops until both are met)
+    max_seconds: float | None = None
+    seed: int | None = None  # run-order shuffle (order.py); None: the sweep's interleaved order
 
     @classmethod
     def from_sweep(cls, spec: SweepSpec, **kwargs: Any) -> RunOptions:
+        kwargs = {"min_seconds": spec.min_seconds, "max_seconds": spec.max_seconds, "seed": spec.seed, **kwargs}
         return cls(runs=spec.runs, warmup=spec.warmup, cooldown_s=spec.cooldown_s, cores=spec.cores, **kwargs)
 
 
@@ -278,7 +288,7 @@ def plan_device(device: Device, spec: SweepSpec, options: RunOptions) -> DeviceP
         runner_folder.check_abi(options.runner_dir, facts.get("abi"), device.spec)
     threads = sorted({c.threads for c in spec.configurations})
     masks = {n: device.mask_for(options.cores, n) for n in threads}
-    return DevicePlan(device, facts, runners, masks, list(spec.configurations))
+    return DevicePlan(device, facts, runners, masks, shuffled(spec.configurations, options.seed))
 
 
 def _app_session(device: Device, options: RunOptions) -> AppSession | None:
@@ -457,6 +467,9 @@ class _Worker:
                 self.progress(ProgressEvent("start", self.device.spec, config.label, i, total))
                 record = self._measure(config)
                 measured_before = True
+                if (wait := remeasure_wait(record, self.options.cooldown_s)) is not None and \
+                        not self.stop.wait(wait):  # unstable: once more after a cool-down, kept flagged if still so
+                    record = self._measure(config, first=record)
                 try:
                     self._keep(record)
                 except OSError as exc:  # the results file became unwritable mid-sweep (checked before it began)
@@ -509,10 +522,12 @@ class _Worker:
             manifest=dict(artifact.manifest) if is_artifact else {},
             versions={"effvit_deploy": __version__}, extra=extra)
 
-    def _measure(self, config: Configuration) -> BenchRecord:
-        """One configuration, attempted again after a fault the harness can repair (see `_attempt`)."""
+    def _measure(self, config: Configuration, first: BenchRecord | None = None) -> BenchRecord:
+        """One configuration, attempted again after a fault the harness can repair (see `_attempt`); `first`: the
+        unstable record this one measures again (see `quality.finish_record`)."""
         artifact = self.artifacts.get(config.artifact_key)
         rec = self._base_record(config, artifact)
+        rec.order_seed = self.options.seed
         rec.started_at = _now()
         if not isinstance(artifact, Artifact):
             rec.error = artifact.error if isinstance(artifact, ExportFailure) else "no artifact was exported"
@@ -531,6 +546,7 @@ class _Worker:
         if survived:
             rec.extra["faults_survived"] = survived  # the record is from the last, clean attempt
         rec.finished_at = _now()
+        finish_record(rec, first)
         return rec
 
     def _attempt(self, rec: BenchRecord, config: Configuration, artifact: Artifact, *, last: bool) -> str | None:
@@ -620,11 +636,16 @@ class _Worker:
             out = dev.run_python_runner(device_path, config.target, threads=config.threads, runs=opts.runs,
                                         warmup=opts.warmup, mask=rec.mask, timeout=opts.timeout_s,
                                         input_path=staged.device_input
-                                        if isinstance(staged, device_parity.Staged) else None)
+                                        if isinstance(staged, device_parity.Staged) else None,
+                                        **stop_kwargs(opts.min_seconds, opts.max_seconds))
         rec.thermal_after, rec.freqs_after = dev.thermal(), dev.freqs()
         rec.throttled = detect_throttle(rec.freqs_before, rec.freqs_after, rec.thermal_before, rec.thermal_after)
         rec.extra["process_s"] = round(out.seconds, 4)
         output = _fill_result(rec, choice, out, opts.warmup)
+        rec.stop_rule = {"min_runs": opts.runs, "min_seconds": opts.min_seconds, "max_seconds": opts.max_seconds,
+                         "applied_by": "runner loop" if choice.native is None and choice.app is None
+                         else "fixed count (this runner takes a run count)"}
+        rec.energy = energy_fields(out, rec)
         if not rec.ok:
             return
         if not isinstance(staged, device_parity.Staged):

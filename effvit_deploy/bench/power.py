@@ -27,19 +27,23 @@ _MARK = "@sample"
 _END = "@end"  # a block without it was cut off when the sampler was killed: not used
 
 
-def sampler_script(out_path: str, interval_s: float = DEFAULT_INTERVAL_S, root: str = POWER_SUPPLY) -> str:
+def sampler_script(out_path: str, interval_s: float = DEFAULT_INTERVAL_S, root: str = POWER_SUPPLY,
+                   only_while: str | None = None) -> str:
     """A POSIX/mksh loop that appends one block of readings per interval to `out_path` until killed.
 
     Each block: a `@sample` line, then `name key value` for every battery-type supply's status, current_now,
     voltage_now and power_now that exists, then `@end`. Only toybox/busybox applets (cat, sleep) are used.
+    With `only_while`, a block is written only while that file exists (the python runner creates it for exactly
+    its timed runs), so load and warm-up do not count.
     """
     root_q = shlex.quote(root)
+    gate = f"[ -e {shlex.quote(only_while)} ] && " if only_while else ""
     return (
-        f"while :; do echo {_MARK}; for d in {root_q}/*; do "
+        f"while :; do {gate}{{ echo {_MARK}; for d in {root_q}/*; do "
         '[ "$(cat "$d/type" 2>/dev/null)" = Battery ] || continue; n=${d##*/}; '
         'for k in status current_now voltage_now power_now; do '
         '[ -r "$d/$k" ] && echo "$n $k $(cat "$d/$k" 2>/dev/null)"; done; done; '
-        f"echo {_END}; sleep {interval_s:g}; done >> {shlex.quote(out_path)} 2>/dev/null"
+        f"echo {_END}; }}; sleep {interval_s:g}; done >> {shlex.quote(out_path)} 2>/dev/null"
     )
 
 
@@ -112,3 +116,27 @@ def energy(samples: Sequence[PowerSample], *, inferences: int, seconds: float,
         "samples": len(watts),
         "method": method,
     }
+
+
+def outside_core(cpus: Sequence[int], mask: str | None) -> int | None:
+    """A CPU for the sampler outside the measured `mask` (the lowest such CPU: little cores come first on phones);
+    None when the mask covers every CPU (then the sampler would share a measured core, so it does not run)."""
+    if mask is None:
+        return None
+    measured = {i for i in range(int(mask, 16).bit_length()) if int(mask, 16) >> i & 1}
+    free = sorted(set(cpus) - measured)
+    return free[0] if free else None
+
+
+def has_battery(root: str = POWER_SUPPLY) -> bool:
+    """Does this machine expose a battery-type power supply (checked before starting a local sampler)?"""
+    import glob
+
+    for type_file in glob.glob(f"{glob.escape(root)}/*/type"):
+        try:
+            with open(type_file, encoding="ascii", errors="replace") as fh:
+                if fh.read().strip() == "Battery":
+                    return True
+        except OSError:
+            continue
+    return False

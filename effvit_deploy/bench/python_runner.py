@@ -5,12 +5,15 @@
 
 Output (last line of stdout):
     {"runner": "python-litert", "samples_ms": [...], "init_ms": x, "first_ms": y, "versions": {...}, "threads": 4,
-     "extra": {"warmup_ms": [...], "import_ms": z, "input_shape": [...], "input_dtype": "float32"}}
+     "extra": {"warmup_ms": [...], "import_ms": z, "input_shape": [...], "input_dtype": "float32",
+               "timed_s": t, "stop_rule": {...}, "peak_rss_kb": k}}
 
 Method: load the artifact (init_ms = model load + allocation/session creation/method load, import not included),
-set one fixed random input, then run `warmup + runs` inferences back to back, each timed with
-`time.perf_counter_ns` around the runtime call only; `first_ms` is the first of them, the last `runs` are the
-samples. Runtimes: LiteRT (`ai_edge_litert` Interpreter, else `tflite_runtime`; XNNPACK is its default delegate),
+set one fixed random input, then run `warmup` inferences and then the timed ones back to back, each timed with
+`time.perf_counter_ns` around the runtime call only; `first_ms` is the first of them, the timed runs are the
+samples: at least `--runs` of them and at least `--min-seconds` of them, never past `--max-seconds` (but at
+least one). `peak_rss_kb` is VmHWM of this process at the end (model, runtime and runs included). Runtimes: LiteRT
+(`ai_edge_litert` Interpreter, else `tflite_runtime`; XNNPACK is its default delegate),
 onnxruntime (CPU provider, intra-op threads = --threads, inter-op 1), ExecuTorch (`executorch.runtime`, thread pool
 reset to --threads through the pybindings' `_unsafe_reset_threadpool`).
 
@@ -186,9 +189,10 @@ LOADERS: dict[str, Callable[[str, int, Any], tuple[Invoke, dict[str, Any]]]] = {
     "tflite": load_tflite, "onnx": load_onnx, "executorch": load_executorch}
 
 
-def measure(runtime: str, artifact: str, *, threads: int, runs: int, warmup: int, input_file: str | None = None,
+def measure(runtime: str, artifact: str, *, threads: int, runs: int, warmup: int, min_seconds: float = 0.0,
+            max_seconds: float | None = None, timed_flag: str | None = None, input_file: str | None = None,
             output_file: str | None = None, output_in_result: bool = False) -> dict[str, Any]:
-    """Load, run `warmup + runs` timed inferences and return the JSON-ready result.
+    """Load, run `warmup` inferences, then timed ones until the stop rule holds; return the JSON-ready result.
 
     With `input_file` (raw float32 values) input 0 is read from it; output 0 of the last run is written to
     `output_file` as raw float32 and/or returned as the result's "output" list (the harness's device parity check).
@@ -208,10 +212,11 @@ def measure(runtime: str, artifact: str, *, threads: int, runs: int, warmup: int
     invoke, info = loader(artifact, threads, x)
     t2 = time.perf_counter()
     times: list[float] = []
-    for _ in range(warmup + runs):
+    for _ in range(warmup):
         start = time.perf_counter_ns()
         invoke()
         times.append((time.perf_counter_ns() - start) / 1e6)
+    timed_s = _timed_runs(invoke, times, runs, min_seconds, max_seconds, timed_flag)
     read_output = info.pop("output")
     output = numpy.ascontiguousarray(read_output(), dtype="<f4") if output_file or output_in_result else None
     if output_file:
@@ -227,7 +232,9 @@ def measure(runtime: str, artifact: str, *, threads: int, runs: int, warmup: int
         "threads": threads,
         "extra": {"warmup_ms": times[:warmup], "import_ms": (t1 - t0) * 1000.0,
                   "input_shape": inputs[0][0] if inputs else None, "input_dtype": inputs[0][1] if inputs else None,
-                  "pid": os.getpid(), **info},
+                  "pid": os.getpid(), "timed_s": timed_s, "stop_rule": {"min_runs": runs, "min_seconds": min_seconds,
+                                                                          "max_seconds": max_seconds},
+                  "peak_rss_kb": peak_rss_kb(), **info},
     }
     if output_in_result and output is not None:
         result["output"] = [float(v) for v in output.ravel()]
@@ -241,6 +248,44 @@ def _write_atomic(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _timed_runs(invoke: Invoke, times: list[float], min_runs: int, min_seconds: float, max_seconds: float | None,
+                timed_flag: str | None) -> float:
+    """Timed runs until `min_runs` and `min_seconds` are both met, never past `max_seconds` (the harness's
+    stability.StopRule, restated here because this file imports nothing from effvit_deploy). `timed_flag`: a file
+    that exists exactly while timed runs go on, so a power sampler beside this process reads only them."""
+    if timed_flag:
+        open(timed_flag, "w").close()  # noqa: SIM115 - an empty marker file
+    begin = time.perf_counter()
+    done = 0
+    try:
+        while True:
+            elapsed = time.perf_counter() - begin
+            if max_seconds is not None and done >= 1 and elapsed >= max_seconds:
+                break
+            if done >= min_runs and elapsed >= min_seconds:
+                break
+            start = time.perf_counter_ns()
+            invoke()
+            times.append((time.perf_counter_ns() - start) / 1e6)
+            done += 1
+    finally:
+        if timed_flag and os.path.exists(timed_flag):
+            os.remove(timed_flag)
+    return time.perf_counter() - begin
+
+
+def peak_rss_kb() -> int | None:
+    """Peak resident memory of this process (VmHWM in /proc/self/status, kB); None where /proc has no such line."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Time one artifact in a Python runtime; prints one JSON line.")
     p.add_argument("--artifact", required=True, help="model file (.tflite, .onnx or .pte)")
@@ -248,6 +293,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--min-seconds", type=float, default=0.0, help="keep running timed runs until this long")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop timed runs after this long (>= 1 run)")
+    p.add_argument("--timed-flag", help="create this file while the timed runs go on (for a power sampler)")
     p.add_argument("--out", help="also write the JSON line to this file (written whole, then renamed into place)")
     p.add_argument("--input", help="raw float32 values for input 0 (default: seeded random input)")
     p.add_argument("--output", help="write output 0 of the last run here as raw float32")
@@ -261,12 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1 or args.runs < 1 or args.warmup < 0:
         print("error: --threads and --runs must be >= 1 and --warmup >= 0", file=sys.stderr)
         return 2
+    if args.min_seconds < 0 or (args.max_seconds is not None and args.max_seconds <= 0):
+        print("error: --min-seconds must be >= 0 and --max-seconds > 0", file=sys.stderr)
+        return 2
     for label, path in (("artifact", args.artifact), ("--input file", args.input)):
         if path is not None and not os.path.isfile(path):
             print(f"error: {label} {path} does not exist", file=sys.stderr)
             return 2
     try:
         result = measure(args.runtime, args.artifact, threads=args.threads, runs=args.runs, warmup=args.warmup,
+                         min_seconds=args.min_seconds, max_seconds=args.max_seconds, timed_flag=args.timed_flag,
                          input_file=args.input, output_file=args.output, output_in_result=args.output_in_result)
     except MissingRuntime as exc:
         print(f"error: {exc}", file=sys.stderr)

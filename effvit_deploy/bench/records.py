@@ -144,6 +144,13 @@ class BenchRecord:
     key: str = ""
     schema: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # runner-specific numbers (p95_ms, warmup_avg_ms, ...)
+    # trust (quality.py, power.py, order.py): filled from the runner's output; None when not measured
+    stability: dict[str, Any] | None = None  # stable, spread_pct, window medians, bimodal, cv, trimmed_mean_ms, p99
+    peak_rss_kb: int | None = None  # peak resident memory of the measured process (source in extra.memory_source)
+    arena_bytes: int | None = None  # the runtime's planned arena (reason in extra.arena_reason when absent)
+    energy: dict[str, Any] | None = None  # mean_power_w, energy_per_inference_mj, method; or energy None + reason
+    stop_rule: dict[str, Any] | None = None  # min_runs, min_seconds, max_seconds the timed runs followed
+    order_seed: int | None = None  # the seed that shuffled the sweep's run order (None: not shuffled)
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:

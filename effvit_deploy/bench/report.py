@@ -20,7 +20,6 @@ failed records shows `error` and the table's footnotes list the messages. Nothin
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -294,11 +293,16 @@ def _cell_parts(cell: Cell) -> tuple[str, str | None]:
     if central is None:
         return _DASH, None
     kind, value = central
-    small = ("p90 " + _ms(cell.p90_ms)) if kind == "median" and cell.p90_ms is not None else None
+    small = "median" + (f", p90 {_ms(cell.p90_ms)}" if cell.p90_ms is not None else "") if kind == "median" else None
     if kind == "mean":
         small = "mean"
-    main = _ms(value) + (" ⚠" if cell.record.throttled else "") + (" ✗" if _parity_missed(cell.record) else "")
+    main = (_ms(value) + (" ⚠" if cell.record.throttled else "") + (" ≈" if _unstable(cell.record) else "")
+            + (" ✗" if _parity_missed(cell.record) else ""))
     return main, small
+
+
+def _unstable(rec: BenchRecord) -> bool:
+    return bool(rec.stability and rec.stability.get("stable") is False)
 
 
 def _parity_missed(rec: BenchRecord) -> bool:
@@ -323,7 +327,7 @@ def _notes(table: Table) -> list[str]:
     """Footnotes for one table, as plain text lines."""
     notes = []
     runner_text = "; ".join(f"{d}: {', '.join(r)}" for d, r in table.runners.items())
-    notes.append(f"Median ms (p90 below). Runners: {runner_text}.")
+    notes.append(f"ms per inference; each cell names its statistic (median with p90, or mean). Runners: {runner_text}.")
     if table.has_speedups:
         mapping = ", ".join(
             f"{k.removeprefix('efficientvit-')}→{v.removeprefix('efficientnet-')}" for k, v in EFFICIENTNET_TWIN.items()
@@ -347,6 +351,9 @@ def _notes(table: Table) -> list[str]:
                                                      f"{parity.get('cosine'):.6f} top1_equal={parity.get('top1_equal')}"
                                                      f" (needs {parity.get('criterion')})")
                     notes.append(f"  parity {parity.get('status')}: {device}, {row.label}: {detail}")
+    if any(c.record is not None and c.record.ok and _unstable(c.record) for row in table.rows for c in row.cells):
+        notes.append("≈ = unstable: the window medians disagreed by more than the tolerance, or the runs formed two "
+                     "clusters, also when measured once more after a rest.")
     errors = table.error_cells()
     if errors:
         notes.append(f"{len(errors)} error cell{'s' if len(errors) != 1 else ''}:")
@@ -454,7 +461,8 @@ CSV_COLUMNS = tuple(
     """target precision threads model resolution variant device device_serial device_model soc runner median_ms p90_ms
     mean_ms min_ms max_ms std_ms n basis init_ms first_ms throttled speedup_vs_softmax softmax_twin
     speedup_vs_efficientnet efficientnet_ref device_parity parity_cosine parity_max_abs parity_top1_equal error key
-    finished_at""".split()
+    finished_at stable spread_pct cv trimmed_mean_ms p99_ms peak_rss_kb energy_per_inference_mj mean_power_w
+    order_seed""".split()
 )
 
 
@@ -500,19 +508,27 @@ def _csv_row(table: Table, row: Row, i: int, rec: BenchRecord) -> dict[str, str]
         "error": rec.error,
         "key": rec.key,
         "finished_at": rec.finished_at,
+        **{k: (rec.stability or {}).get(k) for k in ("stable", "spread_pct", "cv", "trimmed_mean_ms", "p99_ms")},
+        "peak_rss_kb": rec.peak_rss_kb,
+        **{k: (rec.energy or {}).get(k) for k in ("energy_per_inference_mj", "mean_power_w")},
+        "order_seed": rec.order_seed,
     }
     return {k: "" if v is None else str(v) for k, v in values.items()}
 
 
 def to_html(tables: Sequence[Table], records: Sequence[BenchRecord] = ()) -> str:
-    """One self-contained page: summary, tables, footnotes and latency-vs-resolution plots as inline PNG."""
+    """One self-contained page: summary, sortable tables with each record's flags, footnotes, comparison plots
+    (plots.py) as inline PNG, and a per-record table of the trust fields."""
+    from . import report_html
+
     esc = html.escape
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8"><title>effvit-bench results</title>',
         "<style>body{font-family:sans-serif;margin:2em;max-width:90em}table{border-collapse:collapse;margin:1em 0}"
         "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}td:first-child,th:first-child{text-align:left}"
-        "sub{color:#666}td.error{color:#b00}.notes{font-size:.9em;color:#333}</style></head><body>",
+        "sub{color:#666}td.error{color:#b00}.notes{font-size:.9em;color:#333}" + report_html.CSS +
+        "</style></head><body>",
         "<h1>effvit-bench results</h1>",
     ]
     summary = [ln for ln in _summary_lines(records) if ln]
@@ -521,27 +537,30 @@ def to_html(tables: Sequence[Table], records: Sequence[BenchRecord] = ()) -> str
         parts.append("<ul>" + "".join(f"<li>{esc(ln[2:])}</li>" for ln in summary[2:]) + "</ul>")
     for table in tables:
         parts.append(f"<h2>{esc(table.title)}</h2>")
-        parts.append("<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in table.header()) + "</tr></thead>")
+        parts.append('<table class="sortable"><thead><tr>' + "".join(f"<th>{esc(h)}</th>" for h in table.header())
+                     + "</tr></thead>")
         parts.append("<tbody>")
         for row in table.rows:
             tds = [f"<td>{esc(row.label)}</td>"]
             for cell in row.cells:
                 main, small = _cell_parts(cell)
                 css = ' class="error"' if cell.is_error else ""
-                tds.append(f"<td{css}>{esc(main)}" + (f" <sub>{esc(small)}</sub>" if small else "") + "</td>")
+                value = f' data-v="{cell.central[1]!r}"' if cell.central else ' data-v=""'
+                tds.append(f"<td{css}{value}>{esc(main)}" + (f" <sub>{esc(small)}</sub>" if small else "")
+                           + report_html.flags_html(cell.record) + "</td>")
             if table.has_speedups:
-                tds += [f"<td>{esc(_ratio(v))}</td>" for v in [*row.vs_softmax, *row.vs_efficientnet]]
+                tds += [f'<td data-v="{v if v is not None else ""}">{esc(_ratio(v))}</td>'
+                        for v in [*row.vs_softmax, *row.vs_efficientnet]]
             if table.has_parity:
                 tds += [f"<td>{esc(parity_text(c.record))}</td>" for c in row.cells]
             parts.append("<tr>" + "".join(tds) + "</tr>")
         parts.append("</tbody></table>")
         parts.append('<div class="notes">' + "<br>".join(esc(n) for n in _notes(table)) + "</div>")
-        png = plot_table(table)
-        if png is not None:
-            data = base64.b64encode(png).decode("ascii")
-            alt = esc(f"median latency against resolution, {table.title}")
-            parts.append(f'<p><img src="data:image/png;base64,{data}" alt="{alt}"></p>')
-    parts.append("</body></html>")
+        parts += report_html.figures_html(table)
+    if any(r.ok for r in records):
+        parts += ["<h2>Every record: stability, memory, load, energy</h2>",
+                  report_html.records_table(records, _display_names(records))]
+    parts += [report_html.SORT_SCRIPT, "</body></html>"]
     return "\n".join(parts) + "\n"
 
 

@@ -8,6 +8,10 @@ A sweep is a TOML file (read with `tomllib`):
     warmup = 5              # warm-up runs before them              (default 10)
     cooldown_s = 0          # pause between configurations, seconds (default 0)
     cores = "big"           # "big" (fastest cores), "all", or a hex taskset mask such as "f0"
+    min_runs = 20           # same as runs (the minimum timed run count); replaces it when given
+    min_seconds = 10        # timed runs go on until this long too            (default 0)
+    max_seconds = 120       # ... but stop after this long (at least one run) (default none)
+    seed = 0                # shuffles the run order (comparison blocks kept together; default 0)
 
     [[group]]               # one or more; each expands to the product of its lists
     models = ["efficientvit-b0", "efficientvit-b0-softmax"]
@@ -24,6 +28,8 @@ that expands to no configuration is an error too.
 Order ("interleaved"): configurations are ordered resolution by resolution, then target, precision, threads, and
 only then model, so the models a report compares (EfficientViT, its softmax twin, EfficientNet at the same input and
 threads) are measured back to back under the same thermal conditions instead of hours apart.
+At run time the engine shuffles that order from `seed` (order.py): blocks of compared models stay together, but
+which block runs first and which model leads inside a block come from the seed, so slow drift favours nobody.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ MAX_WARMUP = 1_000
 MAX_THREADS = 64
 MAX_COOLDOWN_S = 3600.0
 
-_SWEEP_KEYS = {"name", "description", "runs", "warmup", "cooldown_s", "cores"}
+_SWEEP_KEYS = {"name", "description", "runs", "warmup", "cooldown_s", "cores", "min_runs", "min_seconds",
+               "max_seconds", "seed"}
 _GROUP_KEYS = {"models", "resolutions", "targets", "precisions", "threads", "optimize", "nhwc"}
 _REQUIRED_GROUP_KEYS = ("models", "resolutions", "targets")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -97,9 +104,13 @@ class SweepSpec:
     cores: str = "big"
     description: str = ""
     source: Path | None = field(default=None, compare=False)
+    min_seconds: float = 0.0  # stop rule (stability.StopRule): runs is its min_runs
+    max_seconds: float | None = None
+    seed: int | None = None  # run-order shuffle (order.py); None keeps the interleaved order
 
     def with_overrides(self, *, runs: int | None = None, warmup: int | None = None, cooldown_s: float | None = None,
-                       cores: str | None = None) -> SweepSpec:
+                       cores: str | None = None, min_seconds: float | None = None, max_seconds: float | None = None,
+                       seed: int | None = None) -> SweepSpec:
         """A copy with the CLI's explicit settings replacing the file's (None keeps the file's value)."""
         return SweepSpec(
             name=self.name,
@@ -110,6 +121,10 @@ class SweepSpec:
             cores=check_cores(cores, "--cores") if cores is not None else self.cores,
             description=self.description,
             source=self.source,
+            min_seconds=check_seconds(min_seconds, "--min-seconds") if min_seconds is not None else self.min_seconds,
+            max_seconds=check_max_seconds(max_seconds, "--max-seconds") if max_seconds is not None
+            else self.max_seconds,
+            seed=check_seed(seed, "--seed") if seed is not None else self.seed,
         )
 
 
@@ -168,6 +183,10 @@ def parse_sweep(data: dict[str, Any], *, text: str = "", source: Path | None = N
     default_name = source.stem if source is not None else "sweep"
     name = sweep_value("name", _check_name, default_name)
     runs = sweep_value("runs", check_runs, DEFAULT_RUNS)
+    runs = sweep_value("min_runs", check_runs, runs)
+    min_seconds = sweep_value("min_seconds", check_seconds, 0.0)
+    max_seconds = sweep_value("max_seconds", check_max_seconds, None)
+    seed = sweep_value("seed", check_seed, 0)
     warmup = sweep_value("warmup", check_warmup, DEFAULT_WARMUP)
     cooldown_s = sweep_value("cooldown_s", check_cooldown, 0.0)
     cores = sweep_value("cores", check_cores, "big")
@@ -184,7 +203,8 @@ def parse_sweep(data: dict[str, Any], *, text: str = "", source: Path | None = N
         configs.extend(_expand_group(group, index, where))
     unique = list(dict.fromkeys(configs))  # groups may overlap: measure each configuration once
     return SweepSpec(name=name, configurations=tuple(interleave(unique)), runs=runs, warmup=warmup,
-                     cooldown_s=cooldown_s, cores=cores, description=description, source=source)
+                     cooldown_s=cooldown_s, cores=cores, description=description, source=source,
+                     min_seconds=min_seconds, max_seconds=max_seconds, seed=seed)
 
 
 def _expand_group(group: Any, index: int, where: _Locator) -> list[Configuration]:
@@ -317,6 +337,24 @@ def _short(value: Any) -> str:
     """A value for an error line: huge pasted numbers are cut, not printed in full."""
     text = repr(value)
     return text if len(text) <= 24 else text[:20] + "…"
+
+
+def check_seconds(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
+        raise InvalidInputError(f"{key}: must be a number of seconds from 0 to 3600, got {value!r}")
+    return float(value)
+
+
+def check_max_seconds(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 36000:
+        raise InvalidInputError(f"{key}: must be a number of seconds above 0 and at most 36000, got {value!r}")
+    return float(value)
+
+
+def check_seed(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise InvalidInputError(f"{key}: the order seed must be an integer from 0 to 4294967295, got {value!r}")
+    return value
 
 
 def check_cores(value: Any, key: str) -> str:

@@ -13,6 +13,7 @@ Exit codes: 0 every measurement succeeded; 1 some measurements failed (they are 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..bench import engine
+from ..bench import engine, pipeline
 from ..bench.adb import list_devices
 from ..bench.devices import AdbPhone, Device, open_devices, parse_device_spec
 from ..bench.native import BINARIES
@@ -127,13 +128,25 @@ def run(
         help="Memory an export or a measurement may use, e.g. 8G (default: this machine's available memory for "
              "exports, the device's MemAvailable for measurements).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pushes and cache decisions.")] = False,
+    min_runs: Annotated[int | None, typer.Option(help="Minimum timed runs (same as --runs).")] = None,
+    min_seconds: Annotated[float | None, typer.Option(help="Timed runs go on until this many seconds too "
+                                                      "(python runner; default: sweep's, else 0).")] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop timed runs after this many seconds "
+                                                      "(default: sweep's, else none).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the shuffled run order (default: sweep's, else 0).")
+                    ] = None,
 ) -> None:
     """Export what is missing, measure every configuration on every device, print the latency table."""
     err = _stderr_console()
     _setup_logging(err, verbose)
     if runner not in engine.RUNNER_MODES:
         raise InvalidInputError(f"--runner {runner!r}: choose one of {', '.join(engine.RUNNER_MODES)}")
-    spec = _spec(sweep, model, resolution, target, precision, threads, runs, warmup, cooldown, cores)
+    if min_runs is not None and runs is not None and min_runs != runs:
+        raise InvalidInputError("--runs and --min-runs are the same setting; give one of them")
+    spec = _spec(sweep, model, resolution, target, precision, threads, min_runs if min_runs is not None else runs,
+                 warmup, cooldown, cores)
+    spec = spec.with_overrides(min_seconds=min_seconds, max_seconds=max_seconds,
+                               seed=seed if seed is not None or spec.source is not None else 0)
     if runner_dir is not None and not runner_dir.is_dir():
         raise MissingFileError(f"--runner-dir {runner_dir} is not a folder; give the folder holding the runners")
     if apk is not None and not apk.is_file():
@@ -163,15 +176,27 @@ def run(
                     bar.update(export_task, total=event.total, completed=event.index,
                                description="done" if event.label == "done" else event.label)
 
-                artifacts, _ = engine.export_artifacts(spec.configurations, export_dir, progress=on_export,
-                                                       max_memory=limit)
-                if log is not None and any(isinstance(a, engine.ExportFailure) for a in artifacts.values()):
+                on_progress = _device_progress(bar, plans)
+                if pipeline.overlap_allowed(devices):  # phones only: the host exports the next ones meanwhile
+                    def on_event(event: engine.ProgressEvent) -> None:
+                        (bar.update(export_task, total=event.total, completed=event.index,
+                                    description="done" if event.label == "done" else event.label)
+                         if event.kind == "export" else on_progress(event))
+
+                    exporter = functools.partial(engine.library_exporter, max_memory=limit)
+                    summary, _ = pipeline.export_while_measuring(plans, export_dir, ResultStore(results), options,
+                                                                 exporter=exporter, progress=on_event)
+                    export_failed = any((r.error or "").startswith("export failed") for r in summary.records)
+                else:
+                    artifacts, _ = engine.export_artifacts(spec.configurations, export_dir, progress=on_export,
+                                                           max_memory=limit)
+                    export_failed = any(isinstance(a, engine.ExportFailure) for a in artifacts.values())
+                    summary = engine.run_sweep(plans, artifacts, ResultStore(results), options, progress=on_progress)
+                if log is not None and export_failed:
                     kept = converter_log.keep(log, export_dir / converter_log.LOG_NAME)
                     err.print(f"converter output: {kept}", highlight=False, markup=False)
                 elif log is not None:
                     log.unlink(missing_ok=True)  # fd 2 writes to the unlinked file until the capture ends
-                summary = engine.run_sweep(plans, artifacts, ResultStore(results), options,
-                                           progress=_device_progress(bar, plans))
     err = _stderr_console()
     _setup_logging(err, verbose)
 
@@ -341,6 +366,32 @@ def report(
         print(f"wrote {path}")
         return
     sys.stdout.write(report_lib.render(records, format))
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="Results file A (the baseline: before, or phone 1).")],
+    b: Annotated[Path, typer.Argument(help="Results file B (after, or phone 2); ratios are B / A.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="md (the only format).")] = "md",
+) -> None:
+    """Per configuration in both files: B/A median ratio, its bootstrap 95% interval and a verdict."""
+    from ..bench.compare import compare as compare_records
+    from ..bench.compare import to_markdown
+
+    if format != "md":
+        raise InvalidInputError(f"--format {format!r}: compare writes md only")
+    sides = []
+    for path in (a, b):
+        if not path.is_file():
+            raise MissingFileError(f"results file {path} does not exist; give two .jsonl files from effvit-bench run")
+        records = load_results([path])
+        if not records:
+            raise InvalidInputError(f"{path} holds no records; run `effvit-bench run` first")
+        sides.append(records)
+    names = (a.stem, b.stem) if a.stem != b.stem else (f"{a.parent.name}/{a.stem}", f"{b.parent.name}/{b.stem}")
+    if names[0] == names[1]:  # the same name twice would make the B/A column unreadable
+        names = ("A", "B")
+    sys.stdout.write(to_markdown(compare_records(sides[0], sides[1]), *names))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -135,6 +135,7 @@ PROFILES: dict[str, DeviceProfile] = {p.key: p for p in (SM8150, SM8450, X86_64)
 
 CPU_DIR = "sys/devices/system/cpu"
 THERMAL_DIR = "sys/class/thermal"
+POWER_SUPPLY_DIR = "sys/class/power_supply"
 
 
 def _write(path: Path, text: str) -> None:
@@ -190,6 +191,11 @@ def populate_root(profile: DeviceProfile, root: Path) -> None:
         _write(zone / "type", f"{zone_type}\n")
         _write(zone / "temp", f"{milli}\n")
         _write(zone / "mode", "enabled\n")
+    # A discharging battery (0.42 A at 3.87 V: 1.6254 W) and a USB supply the sampler must skip (not a Battery).
+    for name, files in (("battery", {"type": "Battery", "status": "Discharging", "current_now": "-420000",
+                                     "voltage_now": "3870000"}), ("usb", {"type": "USB", "online": "0"})):
+        for fname, value in files.items():
+            _write(root / POWER_SUPPLY_DIR / name / fname, f"{value}\n")
     lines = []
     for cpu in range(n):
         lines += [f"processor\t: {cpu}", "BogoMIPS\t: 38.40",
