@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_timing import cpu_model_and_flags, interleaved_latencies, load_and_date  # noqa: E402
 
 from effvit_deploy import models  # noqa: E402
-from effvit_deploy.export import export  # noqa: E402
+from effvit_deploy.export import ExportOptions, export  # noqa: E402
 from effvit_deploy.export.targets import get_target  # noqa: E402
 from effvit_deploy.fileio import atomic_write_text  # noqa: E402
 
@@ -88,7 +88,7 @@ def gemm_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:
 
 def artifact(model: str, target: str, resolution: tuple[int, int], optimize: bool, out_dir: Path) -> tuple[Path, int]:
     """Export (or reuse the cached, verified artifact) and return (path, MACs of the model as built)."""
-    entry = export(model, target, resolution, "fp32", out_dir, optimize=optimize)
+    entry = export(model, ExportOptions(target=target, resolution=resolution, out_dir=out_dir, optimize=optimize))
     return Path(entry["path"]), int(entry["macs"])
 
 

@@ -78,10 +78,10 @@ def largest_map_bytes(name: str, resolution: tuple[int, int]) -> int:
 def _child(argv: list[str]) -> None:
     """Run in a fresh process: `export MODEL RES TARGET OUT` or `measure PATH TARGET THREADS RUNS`; print JSON."""
     if argv[0] == "export":
-        from effvit_deploy.export import export
+        from effvit_deploy.export import ExportOptions, export
 
         model, res, target, out = argv[1:5]
-        entry = export(model, target, res, out_dir=out)
+        entry = export(model, ExportOptions(target=target, resolution=res, out_dir=out))
         result = {"path": entry["path"], "max_abs": entry["parity"]["max_abs"], "cached": entry["cached"]}
     else:
         import numpy as np

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_timing import cpu_model_and_flags, interleaved_latencies, load_and_date  # noqa: E402
 
 from effvit_deploy import models  # noqa: E402
-from effvit_deploy.export import export  # noqa: E402
+from effvit_deploy.export import ExportOptions, export  # noqa: E402
 from effvit_deploy.export.targets import get_target  # noqa: E402
 from effvit_deploy.fileio import atomic_write_text  # noqa: E402
 
@@ -164,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         for target in targets:
             res = models.format_resolution(resolution)
             started = time.time()
-            fp32 = export(args.model, target, resolution, "fp32", args.out_dir)
-            int8 = export(args.model, target, resolution, "int8", args.out_dir)
+            fp32 = export(args.model, ExportOptions(target=target, resolution=resolution, out_dir=args.out_dir))
+            int8 = export(args.model, ExportOptions(target=target, resolution=resolution, precision="int8",
+                                                      out_dir=args.out_dir))
             exported = time.time() - started
             times = time_pair(target, {"fp32": Path(fp32["path"]), "int8": Path(int8["path"])}, resolution,
                               args.runs, args.warmup, args.threads)

@@ -48,9 +48,16 @@ class ZooEntry:
     file: str
     layout: str  # "official", "timm" or "torchvision"
     source: str
-    top1: float | None
     sha256: str  # "" = not recorded
     published: Published
+
+    @property
+    def top1(self) -> float | None:
+        return self.published.top1
+
+    @property
+    def miou(self) -> float | None:
+        return self.published.miou
 
 
 @dataclass(frozen=True)
@@ -79,9 +86,7 @@ def load_zoo(zoo_dir: Path | None = None) -> dict[str, ZooEntry]:
     for name, row in data.get("models", {}).items():
         try:
             published = Published(row.get("top1"), row.get("params"), row.get("gmacs"), row.get("at"), row.get("miou"))
-            entries[name] = ZooEntry(
-                name, row["file"], row["layout"], row["source"], row.get("top1"), row.get("sha256", ""), published
-            )
+            entries[name] = ZooEntry(name, row["file"], row["layout"], row["source"], row.get("sha256", ""), published)
         except KeyError as exc:
             raise InvalidInputError(f"{path}: model {name!r} lacks key {exc}; see the other entries") from None
     return entries

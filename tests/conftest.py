@@ -80,9 +80,9 @@ def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], d
         if target not in cache:
             folder = tmp_path_factory.mktemp(f"tiny-{target}")
             try:
-                from effvit_deploy.export import export
+                from effvit_deploy.export import ExportOptions, export
 
-                entry = export(tiny_model(), target, TINY_RES, out_dir=folder, name=TINY_NAME)
+                entry = export(tiny_model(), ExportOptions(target, TINY_RES, out_dir=folder, name=TINY_NAME))
                 entry["via"] = "effvit_deploy.export"
             except (ImportError, InvalidInputError) as exc:  # pipeline incomplete: no backends / deploy form yet
                 log.warning("export pipeline cannot export %s yet (%s): converting directly", target, exc)

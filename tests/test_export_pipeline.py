@@ -20,7 +20,7 @@ from torch import nn
 
 from effvit_deploy import models
 from effvit_deploy.errors import CheckpointError, InvalidInputError, MissingDependencyError, MissingFileError
-from effvit_deploy.export import VerificationError, api, export, seeded_model
+from effvit_deploy.export import ExportOptions, VerificationError, api, export, seeded_model
 from effvit_deploy.export import manifest as mf
 from effvit_deploy.export.verify import compare, fixed_input
 from effvit_deploy.export.weights import randomize_bn_stats, weights_sha256
@@ -190,7 +190,8 @@ def test_unreadable_manifest_is_treated_as_empty(tmp_path: Path, caplog: pytest.
 
 def _export_tiny(out: Path, **kw) -> dict:
     kw.setdefault("optimize", False)
-    return export(kw.pop("model", None) or tiny_model(), "fake", kw.pop("resolution", "64x96"), out_dir=out, **kw)
+    model = kw.pop("model", None) or tiny_model()
+    return export(model, ExportOptions(target="fake", resolution=kw.pop("resolution", "64x96"), out_dir=out, **kw))
 
 
 def test_layout_and_manifest_fields(tmp_path: Path, fake: FakeBackend) -> None:
@@ -317,9 +318,10 @@ def test_parallel_exports_into_one_folder(tmp_path: Path, fake: FakeBackend) -> 
 
 def test_export_many_validates_everything_first(tmp_path: Path, fake: FakeBackend) -> None:
     with pytest.raises(InvalidInputError, match="multiple of 32"):
-        api.export_many([tiny_model()], ["fake"], ["64x96", "100"], out_dir=tmp_path, optimize=False)
+        api.export_many([tiny_model()], ["fake"], ["64x96", "100"], ExportOptions("", out_dir=tmp_path, optimize=False))
     assert fake.converted == 0 and not any(tmp_path.rglob("*.pt"))
-    entries = api.export_many([tiny_model()], ["fake"], ["64x96", 64], out_dir=tmp_path, optimize=False)
+    options = ExportOptions("", out_dir=tmp_path, optimize=False)
+    entries = api.export_many([tiny_model()], ["fake"], ["64x96", 64], options)
     assert [e["resolution"] for e in entries] == ["64x96", "64x64"]
 
 
@@ -340,10 +342,11 @@ def test_export_many_validates_everything_first(tmp_path: Path, fake: FakeBacken
     ],
 )
 def test_bad_input(tmp_path: Path, fake: FakeBackend, kwargs: dict, error: type, pattern: str) -> None:
-    args = {"model": tiny_model(), "target": "fake", "resolution": "64x96", "out_dir": tmp_path / "out"}
+    args = {"target": "fake", "resolution": "64x96", "out_dir": tmp_path / "out"}
     args.update(kwargs)
+    model = args.pop("model", tiny_model())
     with pytest.raises(error, match=pattern):
-        export(**args)
+        export(model, ExportOptions(**args))
     assert fake.converted == 0
     assert not any(p.is_file() for p in tmp_path.rglob("*"))
 
@@ -358,7 +361,7 @@ def test_checkpoint_for_another_model(tmp_path: Path, fake: FakeBackend) -> None
     ckpt = tmp_path / "b0.pt"
     torch.save(seeded_model("efficientvit-b0").state_dict(), ckpt)
     with pytest.raises(CheckpointError, match="does not fit"):
-        export("efficientvit-b1", "fake", 224, out_dir=tmp_path / "out", checkpoint=ckpt, optimize=False)
+        export("efficientvit-b1", ExportOptions("fake", 224, out_dir=tmp_path / "out", checkpoint=ckpt, optimize=False))
     assert not any((tmp_path / "out").rglob("*.pt"))
 
 
@@ -432,13 +435,13 @@ def test_int8_plumbing(tmp_path: Path, fake: FakeBackend, monkeypatch: pytest.Mo
 
 def test_unknown_target_lists_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"onnx.*tflite.*executorch|executorch.*onnx"):
-        export(tiny_model(), "coreml", "64x96", out_dir=tmp_path)
+        export(tiny_model(), ExportOptions("coreml", "64x96", out_dir=tmp_path))
     assert not any(tmp_path.rglob("*.*"))
 
 
 def test_nhwc_on_a_target_without_it_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="NHWC"):
-        export(tiny_model(), "onnx", "64x96", out_dir=tmp_path, nhwc=True, optimize=False)
+        export(tiny_model(), ExportOptions("onnx", "64x96", out_dir=tmp_path, nhwc=True, optimize=False))
     assert not any(tmp_path.rglob("*.onnx")) and _leftovers(tmp_path) == []
 
 
@@ -475,7 +478,7 @@ class _Exports:
     def get(self, model: str | nn.Module, target: str, resolution: str, precision: str = "fp32", **kw) -> dict:
         key = (kw.get("name", model), target, resolution, precision, tuple(sorted(kw.items())))
         if key not in self.entries:
-            self.entries[key] = export(model, target, resolution, precision, self.out, **kw)
+            self.entries[key] = export(model, ExportOptions(target, resolution, precision, self.out, **kw))
         return self.entries[key]
 
 
@@ -575,7 +578,7 @@ def test_real_cache_hit_keeps_the_file(tiny_exports: _Exports) -> None:
     first = tiny_exports.get(tiny_model(), "onnx", "64x96", name="tiny")
     path = Path(first["path"])
     mtime = path.stat().st_mtime_ns
-    again = export(tiny_model(), "onnx", "64x96", out_dir=tiny_exports.out, name="tiny")
+    again = export(tiny_model(), ExportOptions("onnx", "64x96", out_dir=tiny_exports.out, name="tiny"))
     assert again["cached"] and again["export_seconds"] == first["export_seconds"]
     assert path.stat().st_mtime_ns == mtime and again["sha256"] == first["sha256"]
 

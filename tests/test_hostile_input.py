@@ -25,7 +25,7 @@ from effvit_deploy.bench.store import ResultStore, load_results
 from effvit_deploy.bench.sweep import MAX_RUNS, load_sweep, parse_sweep
 from effvit_deploy.cli import bench
 from effvit_deploy.errors import CheckpointError, InvalidInputError
-from effvit_deploy.export import api
+from effvit_deploy.export import ExportOptions, api
 from effvit_deploy.models.checkpoint import read_state_dict
 from effvit_deploy.models.resolution import parse_resolution
 
@@ -231,9 +231,9 @@ def test_calib_file_is_not_a_folder(tmp_path: Path) -> None:
     calib = tmp_path / "images.txt"
     calib.write_text("x")
     with pytest.raises(InvalidInputError, match="is not a folder"):
-        api.check_request("efficientvit-b0", "onnx", 224, "int8", tmp_path / "out", calib=calib)
+        api.check_request("efficientvit-b0", ExportOptions("onnx", 224, "int8", tmp_path / "out", calib=calib))
     with pytest.raises(InvalidInputError, match="calibration count must be from 1 to"):
-        api.check_request("efficientvit-b0", "onnx", 224, "int8", tmp_path / "out", calib_count=10**9)
+        api.check_request("efficientvit-b0", ExportOptions("onnx", 224, "int8", tmp_path / "out", calib_count=10**9))
 
 
 # --- SIGINT / SIGTERM -----------------------------------------------------------------------------------------------
@@ -281,6 +281,6 @@ def test_folder_given_as_sweep_checkpoint_or_results(tmp_path: Path, cli: Cli) -
     code, _, err = cli("run", "-d", "local", "--sweep", folder)
     assert code == 2 and "is a folder, not a file" in one_error_line(err)
     with pytest.raises(InvalidInputError, match="is a folder, not a file"):
-        api.check_request("efficientvit-b0", "onnx", 224, out_dir=tmp_path / "o", checkpoint=folder)
+        api.check_request("efficientvit-b0", ExportOptions("onnx", 224, out_dir=tmp_path / "o", checkpoint=folder))
     with pytest.raises(InvalidInputError, match="cannot read results file"):
         list(ResultStore(folder).records())

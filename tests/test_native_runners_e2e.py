@@ -57,12 +57,12 @@ def export_dir() -> Path:
     Kept in a cache folder beside the runner builds: the export pipeline's own cache (manifest key + sha256 checks)
     makes a second `make test` reuse them; a fresh machine converts all nine once (minutes, mostly int8).
     """
-    from effvit_deploy.export import export
+    from effvit_deploy.export import ExportOptions, export
 
     out = cache_root().parent / "test-exports" / "native-runners"
     for precision in PRECISIONS:
         for target in TARGETS:
-            export(MODEL, target, RES, precision, out)
+            export(MODEL, ExportOptions(target, RES, precision, out))
     return out
 
 
@@ -128,14 +128,14 @@ def test_local_native_and_python_runners_with_device_parity(runner_dir: Path, ex
 
 def test_runners_pushed_to_an_emulated_x86_64_phone(adb_phone_factory: Callable[..., AdbEmulator],
                                                      runner_dir: Path, export_dir: Path, tmp_path: Path) -> None:
-    from effvit_deploy.export import export
+    from effvit_deploy.export import ExportOptions, export
 
     phone = adb_phone_factory("x86_64")  # no python3 there: only the native runners can measure
     [dev] = open_devices([f"adb:{phone.serial}"])
     cfgs = [c for t in TARGETS for c in _configs(t)]
     store = ResultStore(tmp_path / "phone.jsonl")
     summary = measure([dev], sweep(cfgs, runs=3, warmup=1), store,
-                      lambda c, d: export(c.model, c.target, c.resolution, c.precision, export_dir),
+                      lambda c, d: export(c.model, ExportOptions(c.target, c.resolution, c.precision, export_dir)),
                       runner_dir=runner_dir, runner="native")
     assert (summary.measured, summary.failed, summary.device_errors) == (3, 0, {}), \
         [r.error for r in summary.records]
@@ -163,7 +163,7 @@ def test_runner_folder_for_another_abi_is_refused_before_pushing(adb_phone_facto
 
 def test_crash_unloadable_model_and_mismatching_output_are_records(runner_dir: Path, export_dir: Path,
                                                                    tmp_path: Path) -> None:
-    from effvit_deploy.export import export
+    from effvit_deploy.export import ExportOptions, export
 
     broken = tmp_path / "runners"
     shutil.copytree(runner_dir, broken)
@@ -171,7 +171,7 @@ def test_crash_unloadable_model_and_mismatching_output_are_records(runner_dir: P
 
     # a model the runner cannot load: a truncated .pte (with its real manifest entry otherwise)
     def garbage_pte(config: Any, _d: Path) -> dict[str, Any]:
-        entry = export(config.model, config.target, config.resolution, config.precision, export_dir)
+        entry = export(config.model, ExportOptions(config.target, config.resolution, config.precision, export_dir))
         bad = tmp_path / "bad" / "executorch-fp32.pte"
         bad.parent.mkdir(exist_ok=True)
         bad.write_bytes(Path(entry["path"]).read_bytes()[:4096])
@@ -179,7 +179,7 @@ def test_crash_unloadable_model_and_mismatching_output_are_records(runner_dir: P
 
     # an output that does not match: the same artifact, its stored reference perturbed
     def wrong_reference(config: Any, _d: Path) -> dict[str, Any]:
-        entry = export(config.model, config.target, config.resolution, config.precision, export_dir)
+        entry = export(config.model, ExportOptions(config.target, config.resolution, config.precision, export_dir))
         folder = tmp_path / "wrong"
         folder.mkdir(exist_ok=True)
         src = Path(entry["path"])
@@ -191,7 +191,7 @@ def test_crash_unloadable_model_and_mismatching_output_are_records(runner_dir: P
         return {**entry, "path": str(folder / src.name)}
 
     [dev] = open_devices(["local"])
-    cases = (("tflite", lambda c, d: export(c.model, c.target, c.resolution, c.precision, export_dir)),
+    cases = (("tflite", lambda c, d: export(c.model, ExportOptions(c.target, c.resolution, c.precision, export_dir))),
              ("executorch", garbage_pte), ("onnx", wrong_reference))
     recs = {}
     for target, exporter in cases:

@@ -20,9 +20,10 @@ from effvit_deploy.bench.device_lock import DeviceLock
 from effvit_deploy.bench.devices import DEVICE_ROOT, open_devices
 from effvit_deploy.bench.store import ResultStore
 from effvit_deploy.bench.sweep import Configuration, SweepSpec, interleave
+from effvit_deploy.cli import converter_log
 from effvit_deploy.cli import export as export_cli
 from effvit_deploy.errors import DeviceError, InvalidInputError
-from effvit_deploy.export import api
+from effvit_deploy.export import ExportOptions, api
 from effvit_deploy.fileio import atomic_write_text, owned_temp_dir, remove_stale_temps
 from tests.adb_emulator import AdbEmulator
 from tests.test_bench_adb_e2e import BENCHMARK_MODEL
@@ -47,14 +48,14 @@ def test_memory_estimate_grows_with_resolution_and_is_instant() -> None:
 def test_export_too_big_for_this_machine_is_refused_before_any_work(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(InvalidInputError, match=r"needs ~\d+\.\d GiB of memory \(estimate\) but this machine has"):
-        api.check_request("efficientvit-b3", "onnx", 9984, out_dir=out)
+        api.check_request("efficientvit-b3", ExportOptions("onnx", 9984, out_dir=out))
     assert not out.exists()  # refused before the output folder was even created
 
 
 def test_max_memory_overrides_the_limit(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"\(--max-memory\)"):
-        api.check_request("efficientvit-b0", "onnx", 224, out_dir=tmp_path, max_memory=100 << 20)
-    api.check_request("efficientvit-b0", "onnx", 224, out_dir=tmp_path, max_memory=64 * GiB)
+        api.check_request("efficientvit-b0", ExportOptions("onnx", 224, out_dir=tmp_path, max_memory=100 << 20))
+    api.check_request("efficientvit-b0", ExportOptions("onnx", 224, out_dir=tmp_path, max_memory=64 * GiB))
 
 
 @pytest.mark.parametrize(("text", "value"), [("8G", 8 * GiB), ("512M", 512 << 20), ("1.5GiB", 3 * GiB // 2),
@@ -284,11 +285,11 @@ def test_pull_folders_of_dead_runs_are_removed(tmp_path: Path, monkeypatch: pyte
 
 def test_converter_log_lives_in_the_output_folder(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    with export_cli._converter_noise_to_log(True, out) as (_console, log):
+    with converter_log.capture(True, out) as (_console, log):
         assert log is not None and log.parent == out and log.name.startswith(f".effvit-export.{os.getpid()}-")
         os.write(sys.stderr.fileno(), b"C++ converter noise\n")  # the fd C++ code writes to (pytest moves it)
         kept = log
-    kept_final = export_cli._keep_log(kept, out / "m" / "224x224" / "export.log")
+    kept_final = converter_log.keep(kept, out / "m" / "224x224" / "export.log")
     assert kept_final.read_text() == "C++ converter noise\n" and not kept.exists()
     import tempfile
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from effvit_deploy import models
 from effvit_deploy.errors import InvalidInputError
-from effvit_deploy.export import api, export, seeded_model
+from effvit_deploy.export import ExportOptions, api, export, seeded_model
 from effvit_deploy.export.deploy import to_deploy_form
 from effvit_deploy.export.deploy._base import DeployContext
 from effvit_deploy.export.deploy.bicubic import BicubicUpsample, phase_taps
@@ -120,8 +120,10 @@ def test_compare_dense_logits_checks_every_clear_pixel() -> None:
 
 def test_full_res_output_is_refused_for_classifiers(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="full-res-output applies to segmentation models"):
-        api.check_request("efficientvit-b0", "onnx", "224", out_dir=tmp_path, full_res_output=True)
-    assert api.check_request(SEG, "onnx", "64x96", out_dir=tmp_path, full_res_output=True).full_res_output
+        api.check_request("efficientvit-b0", ExportOptions(target="onnx", resolution="224", out_dir=tmp_path,
+                                                            full_res_output=True))
+    options = ExportOptions(target="onnx", resolution="64x96", out_dir=tmp_path, full_res_output=True)
+    assert api.check_request(SEG, options).options.full_res_output
 
 
 # ------------------------------------------------------------------------------------------ real exports
@@ -135,7 +137,7 @@ def seg_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("target", TARGETS)
 def test_smallest_seg_model_512x1024(seg_out: Path, target: str) -> None:
-    entry = export(SEG, target, "512x1024", out_dir=seg_out)
+    entry = export(SEG, ExportOptions(target=target, resolution="512x1024", out_dir=seg_out))
     parity, census = entry["parity"], entry["census"]
     assert parity["passed"] and parity["max_abs"] <= 1e-4 and parity["top1_equal"], parity
     assert entry["num_classes"] == 19
@@ -150,7 +152,7 @@ def test_smallest_seg_model_512x1024(seg_out: Path, target: str) -> None:
 
 @pytest.mark.slow
 def test_full_res_output_onnx(seg_out: Path) -> None:
-    entry = export(SEG, "onnx", "256x512", out_dir=seg_out, full_res_output=True)
+    entry = export(SEG, ExportOptions(target="onnx", resolution="256x512", out_dir=seg_out, full_res_output=True))
     assert Path(entry["path"]).name == "onnx-fp32-fullres.onnx"
     assert entry["output"] == {"shape": [1, 19, 256, 512], "kind": "dense", "stride": 1}
     assert entry["parity"]["passed"] and entry["options"]["full_res_output"] is True
@@ -189,7 +191,8 @@ def test_highres_sweep_is_valid() -> None:
 def test_seg_fp16_and_int8_tflite(seg_out: Path, precision: str) -> None:
     """Half and int8 go through the same 4-D verification (cosine over the dense logits); one XNNPACK partition."""
     options = {"calib_count": 8} if precision == "int8" else {}
-    entry = export(SEG, "tflite", "128x256", precision, out_dir=seg_out, **options)
+    entry = export(SEG, ExportOptions(target="tflite", resolution="128x256", precision=precision, out_dir=seg_out,
+                                      **options))
     assert entry["parity"]["passed"] and "pixel_agreement" in entry["parity"]
     assert entry["census"]["partitions"] == 1, entry["census"]
     assert entry["output"]["shape"] == [1, 19, 16, 32]
@@ -210,6 +213,6 @@ def test_cli_full_res_output_on_a_classifier_is_bad_input(tmp_path: Path, capsys
 @pytest.mark.parametrize("target", ["tflite", "executorch"])
 def test_paper_seg_is_one_partition(seg_out: Path, target: str) -> None:
     """The v1 downsampling shortcut's average pool must be delegated too (ExecuTorch takes it without pad counting)."""
-    entry = export("efficientvit-paper-seg", target, "128x256", out_dir=seg_out)
+    entry = export("efficientvit-paper-seg", ExportOptions(target=target, resolution="128x256", out_dir=seg_out))
     assert entry["parity"]["passed"]
     assert entry["census"]["partitions"] == 1 and entry["census"]["undelegated"] == {}, entry["census"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from effvit_deploy import models
-from effvit_deploy.export import api
+from effvit_deploy.export import ExportOptions, api
 from effvit_deploy.export.weights import seeded_model, weights_sha256
 from effvit_deploy.fileio import sha256_file
 
@@ -62,11 +62,12 @@ def test_zoo_found_from_working_directory_and_env(
 ) -> None:
     checkpoint = _zoo(tmp_path / "work" / "models")
     monkeypatch.chdir(tmp_path / "work")
-    request = api.check_request("efficientvit-b0", "fake", 64, out_dir=tmp_path / "out", optimize=False)
+    request = api.check_request("efficientvit-b0", ExportOptions("fake", 64, out_dir=tmp_path / "out", optimize=False))
     assert request.checkpoint == Path("models").absolute() / "b0-test.pt" and request.weights == "zoo:b0-test.pt"
     monkeypatch.chdir(tmp_path)  # no ./models here: the environment variable names the folder
     monkeypatch.setenv("EFFVIT_ZOO", str(checkpoint.parent))
-    twin = api.check_request("efficientvit-b0-softmax", "fake", 64, out_dir=tmp_path / "out", optimize=False)
+    twin = api.check_request("efficientvit-b0-softmax", ExportOptions("fake", 64, out_dir=tmp_path / "out",
+                                                                          optimize=False))
     assert twin.checkpoint == checkpoint and twin.weights == "zoo:b0-test.pt"  # the twin loads its model's file
 
 

@@ -101,12 +101,19 @@ Exporter = Callable[[Configuration, Path], dict[str, Any]]
 Checker = Callable[[Configuration, Path], None]
 
 
+def export_options(config: Configuration, export_dir: Path, *, max_memory: int | None = None) -> Any:
+    """The `ExportOptions` of a sweep configuration's artifact."""
+    from ..export import ExportOptions
+
+    return ExportOptions(target=config.target, resolution=config.resolution, precision=config.precision,
+                         out_dir=export_dir, optimize=config.optimize, nhwc=config.nhwc, max_memory=max_memory)
+
+
 def library_exporter(config: Configuration, export_dir: Path, *, max_memory: int | None = None) -> dict[str, Any]:
     """Export through `effvit_deploy.export.export` (cached there: an identical artifact is not converted again)."""
     from ..export import export  # imported lazily: it pulls in torch and the converters
 
-    return export(config.model, config.target, config.resolution, config.precision, export_dir,
-                  optimize=config.optimize, nhwc=config.nhwc, max_memory=max_memory)
+    return export(config.model, export_options(config, export_dir, max_memory=max_memory))
 
 
 def library_checker(config: Configuration, export_dir: Path, *, max_memory: int | None = None) -> None:
@@ -114,8 +121,7 @@ def library_checker(config: Configuration, export_dir: Path, *, max_memory: int 
     an estimated peak memory above `max_memory` or this machine's available memory)."""
     from ..export import check_request
 
-    check_request(config.model, config.target, config.resolution, config.precision, export_dir,
-                  optimize=config.optimize, nhwc=config.nhwc, max_memory=max_memory)
+    check_request(config.model, export_options(config, export_dir, max_memory=max_memory))
 
 
 def check_exports(configs: Sequence[Configuration], export_dir: Path, *, max_memory: int | None = None) -> None:

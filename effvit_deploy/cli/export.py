@@ -6,6 +6,7 @@ numbers are printed, nothing is written for it); 2 bad input (one line on stderr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -87,31 +88,20 @@ def export(
         err.print("[yellow]note:[/] --calib/--calib-count/--int8-attention apply to --precision int8 only; ignored")
     # importing the runtimes already prints C++ log lines: validate inside the redirect too
     limit = memory_guard.parse_size(max_memory) if max_memory is not None else None
+    # the request, spelled once: every (model, resolution, target) job differs from it only in those three
+    base = api.ExportOptions(target="", precision=precision, out_dir=out, optimize=optimize, nhwc=nhwc,
+                             full_res_output=full_res_output, checkpoint=checkpoint, zoo_dir=zoo,
+                             random_weights=random_weights, calib=calib, calib_count=calib_count,
+                             int8_attention=int8_attention, max_memory=limit, force=force)
     with converter_log.capture(enabled=not verbose, folder=out) as (console_file, log):
         targets = _expand_targets(target)
         requests = [
-            api.check_request(
-                m,
-                t,
-                r,
-                precision,
-                out,
-                optimize=optimize,
-                nhwc=nhwc,
-                checkpoint=checkpoint,
-                calib=calib,
-                calib_count=calib_count,
-                int8_attention=int8_attention,
-                zoo_dir=zoo,
-                random_weights=random_weights,
-                max_memory=limit,
-                full_res_output=full_res_output,
-            )
+            api.check_request(m, dataclasses.replace(base, target=t, resolution=r))
             for m in model
             for r in resolution or ["224"]
             for t in targets
         ]
-        rows = _run_all(requests, force, Console(file=console_file), verbose)
+        rows = _run_all(requests, Console(file=console_file), verbose)
     _setup_logging(err, verbose)  # the console _run_all logged to is closed now
     failures = [row["message"] for row in rows if "message" in row]
     _print_table(rows)
@@ -128,7 +118,7 @@ def export(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _run_all(requests: list[api.Request], force: bool, err: Console, verbose: bool) -> list[dict[str, Any]]:
+def _run_all(requests: list[api.Request], err: Console, verbose: bool) -> list[dict[str, Any]]:
     """Run each request under a spinner; a failed artifact becomes a row with its message, the others go on."""
     _setup_logging(err, verbose)  # log lines go where the progress display goes
     rows: list[dict[str, Any]] = []
@@ -145,7 +135,7 @@ def _run_all(requests: list[api.Request], force: bool, err: Console, verbose: bo
 
             entry = None
             try:
-                entry = api.run(request, force=force, progress=stage)
+                entry = api.run(request, progress=stage)
                 interrupts.check()  # arrived too late to stop this artifact: it is complete and kept
             except KeyboardInterrupt:
                 # typer turns KeyboardInterrupt into a silent exit 130; say what was kept
