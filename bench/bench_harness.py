@@ -27,10 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from effvit_deploy.bench import engine, report  # noqa: E402
+from effvit_deploy.bench import engine, report, session  # noqa: E402
 from effvit_deploy.bench.devices import open_devices  # noqa: E402
 from effvit_deploy.bench.records import BenchRecord  # noqa: E402
-from effvit_deploy.bench.store import ResultStore  # noqa: E402
 from effvit_deploy.bench.sweep import load_sweep  # noqa: E402
 
 TARGET_RATIO = 1.3
@@ -75,10 +74,9 @@ def inference_seconds(rec: BenchRecord) -> float:
 def run_once(label: str, sweep: Path, export_dir: Path, results: Path) -> Timing:
     start = time.perf_counter()
     spec = load_sweep(sweep)
-    options = engine.RunOptions.from_sweep(spec)
-    plans = engine.plan_sweep(open_devices(["local"]), spec, options)
-    artifacts, export_s = engine.export_artifacts(spec.configurations, export_dir)
-    summary = engine.run_sweep(plans, artifacts, ResultStore(results), options)
+    done = session.sweep(open_devices(["local"]), spec, engine.RunOptions.from_sweep(spec), export_dir=export_dir,
+                         results=results)
+    summary, export_s = done.summary, done.export_seconds
     wall = time.perf_counter() - start
     if summary.failed or summary.device_errors:
         errors = [r.error for r in summary.records if r.error] + list(summary.device_errors.values())

@@ -27,10 +27,10 @@ from effvit_deploy.bench.devices import open_devices  # noqa: E402
 from effvit_deploy.bench.records import BenchRecord  # noqa: E402
 from effvit_deploy.bench.store import ResultStore  # noqa: E402
 from effvit_deploy.bench.sweep import Configuration, SweepSpec  # noqa: E402
+from effvit_deploy.vocabulary import TARGETS  # noqa: E402
 
 MODELS = ("efficientvit-b0", "efficientvit-b1")
 RESOLUTIONS = ((224, 224), (512, 512))
-TARGETS = ("tflite", "onnx", "executorch")
 PYTHON_PACKAGES = {"tflite": "ai-edge-litert", "onnx": "onnxruntime", "executorch": "executorch"}
 NATIVE_PACKAGES = {"tflite": "tflite-runtime", "onnx": "onnxruntime", "executorch": "executorch"}
 

@@ -40,42 +40,31 @@ def zoo() -> str:
 
 def quick_sweep(*, sweep: Path, device: str, out_dir: Path, export_dir: Path, rerun: bool,
                 verbose: bool = False) -> tuple[str, bool]:
-    """Export + measure + report. Returns (markdown table, all measurements succeeded)."""
-    from .bench import engine, report
+    """Export + measure + report through the sweep entry (`bench.session.sweep`). Returns (markdown table, all
+    measurements succeeded)."""
+    from .bench import engine, session
     from .bench.devices import open_devices
-    from .bench.store import ResultStore
     from .bench.sweep import load_sweep
 
     spec = load_sweep(sweep)
     options = engine.RunOptions.from_sweep(spec, rerun=rerun)
-    plans = engine.plan_sweep(open_devices([device]), spec, options)
-    for plan in plans:
-        mask, basis = next(iter(plan.masks.values()))
-        _say(f"device {plan.device.spec}: {plan.facts.get('model')}, CPUs {plan.device.cpus()}, mask {mask} ({basis})")
+    results = engine.results_path(out_dir, spec.name)
 
-    def on_export(event: engine.ProgressEvent) -> None:
-        interrupts.check()  # a Ctrl-C a converter swallowed stops here (see cli/interrupts.py)
-        if event.label != "done":
-            _say(f"  export [{event.index + 1}/{event.total}] {event.label}")
+    def on_plan(plans: list[engine.DevicePlan]) -> None:
+        for plan in plans:
+            mask, basis = next(iter(plan.masks.values()))
+            _say(f"device {plan.device.spec}: {plan.facts.get('model')}, CPUs {plan.device.cpus()}, mask {mask} "
+                 f"({basis})")
+        _say(f"exporting the {len({c.artifact_key for c in spec.configurations})} artifacts of sweep {spec.name} "
+             f"to {export_dir}/ (cached ones are reused), then measuring {len(spec.configurations)} configurations "
+             f"(runs={spec.runs}, warmup={spec.warmup}) → {results}")
 
-    _say(f"exporting the {len({c.artifact_key for c in spec.configurations})} artifacts of sweep {spec.name} "
-         f"to {export_dir}/ (cached ones are reused)")
-    # converter noise goes to a log in the export folder, kept (and named) only when an export failed
-    with converter_log.capture(enabled=not verbose, folder=export_dir) as (real_stderr, log):
-        _STREAM[0] = real_stderr
-        try:
-            artifacts, seconds = engine.export_artifacts(spec.configurations, export_dir, progress=on_export)
-            failed = any(isinstance(a, engine.ExportFailure) for a in artifacts.values())
-            if log is not None and failed:
-                _say(f"  converter output: {converter_log.keep(log, export_dir / converter_log.LOG_NAME)}")
-            elif log is not None:
-                log.unlink(missing_ok=True)
-        finally:
-            _STREAM[0] = None
-    _say(f"  exports ready in {seconds:.1f}s")
-
-    def on_progress(event: engine.ProgressEvent) -> None:
-        if event.kind == "done" and event.record is not None:
+    def on_event(event: engine.ProgressEvent) -> None:
+        if event.kind == "export":
+            interrupts.check()  # a Ctrl-C a converter swallowed stops here (see cli/interrupts.py)
+            if event.label != "done":
+                _say(f"  export [{event.index + 1}/{event.total}] {event.label}")
+        elif event.kind == "done" and event.record is not None:
             rec = event.record
             result = f"{rec.stats['median_ms']:.2f} ms median" if rec.ok and rec.stats else f"FAILED: {rec.error}"
             _say(f"  [{event.index}/{event.total}] {event.label}: {result}")
@@ -84,13 +73,22 @@ def quick_sweep(*, sweep: Path, device: str, out_dir: Path, export_dir: Path, re
         elif event.kind == "device-error":
             _say(f"  {event.device} stopped: {event.label}")
 
-    results = engine.results_path(out_dir, spec.name)
-    _say(f"measuring {len(spec.configurations)} configurations (runs={spec.runs}, warmup={spec.warmup}) → {results}")
-    summary = engine.run_sweep(plans, artifacts, ResultStore(results), options, progress=on_progress)
-    _say(f"  {summary.measured} measured, {summary.failed} failed, {summary.skipped} already in {results} "
-         f"in {summary.seconds:.1f}s")
-    table = report.render(list(ResultStore(results).records()), "md")
-    return table, not summary.failed and not summary.device_errors
+    # converter noise goes to a log in the export folder, kept (and named) only when an export failed
+    with converter_log.capture(enabled=not verbose, folder=export_dir) as (real_stderr, log):
+        _STREAM[0] = real_stderr
+        try:
+            done = session.sweep(open_devices([device]), spec, options, export_dir=export_dir, results=results,
+                                 progress=on_event, on_plan=on_plan)
+            if log is not None and done.export_failed:
+                _say(f"  converter output: {converter_log.keep(log, export_dir / converter_log.LOG_NAME)}")
+            elif log is not None:
+                log.unlink(missing_ok=True)
+        finally:
+            _STREAM[0] = None
+    summary = done.summary
+    _say(f"  exports {done.export_seconds:.1f}s; {summary.measured} measured, {summary.failed} failed, "
+         f"{summary.skipped} already in {results} in {summary.seconds:.1f}s")
+    return done.table, not summary.failed and not summary.device_errors
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ import re
 from pathlib import Path
 
 from .errors import InvalidInputError
-from .models.resolution import Resolution
+from .resolution import Resolution
 
 MIB = 1 << 20
 # (base bytes, activation factor, weight factor) per target, fitted as described above

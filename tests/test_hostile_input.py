@@ -27,7 +27,7 @@ from effvit_deploy.cli import bench
 from effvit_deploy.errors import CheckpointError, InvalidInputError
 from effvit_deploy.export import ExportOptions, api
 from effvit_deploy.models.checkpoint import read_state_dict
-from effvit_deploy.models.resolution import parse_resolution
+from effvit_deploy.resolution import parse_resolution
 
 Cli = Callable[..., tuple[int, str, str]]
 # A folder nobody can create files in, root included (chmod does not stop root).

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..resolution import parse_resolution
+from ..vocabulary import TARGETS
 
 SCHEMA_VERSION = 1
-TARGETS = ("tflite", "onnx", "executorch")
 
 # Keys of `BenchRecord.stats`; values are floats in milliseconds except `n` (int) and `basis` (str).
 # basis: "samples"   computed by stats.summarize from every timed sample (all keys known);
@@ -86,23 +87,6 @@ def record_key(
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-def parse_resolution(text: str) -> tuple[int, int]:
-    """`"224x224"` (or `"224"`) -> (224, 224); raises InvalidInputError on anything else."""
-    parts = text.lower().split("x")
-    try:
-        if len(parts) == 1:
-            h = w = int(parts[0])
-        elif len(parts) == 2:
-            h, w = int(parts[0]), int(parts[1])
-        else:
-            raise ValueError
-    except ValueError:
-        raise InvalidInputError(f"bad resolution {text!r}; write it as HxW, for example 224x224 or 512x1024") from None
-    if h <= 0 or w <= 0:
-        raise InvalidInputError(f"bad resolution {text!r}; height and width must be positive")
-    return h, w
-
-
 @dataclass
 class BenchRecord:
     """One measurement (or one failed attempt) of one artifact on one device with one runner configuration."""
@@ -155,7 +139,7 @@ class BenchRecord:
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise InvalidInputError(f"unknown target {self.target!r} in record; expected one of {', '.join(TARGETS)}")
-        parse_resolution(self.resolution)
+        parse_resolution(self.resolution, multiple=1)  # any size a device measured
         if not self.key:
             self.key = self.compute_key()
 

@@ -32,8 +32,10 @@ from pathlib import Path
 from ..errors import InvalidInputError
 from ..fileio import atomic_write_text
 from ..outputs import check_output_file
+from ..resolution import parse_resolution
+from ..vocabulary import TARGETS
 from ..zoo import load_zoo
-from .records import TARGETS, BenchRecord, parse_resolution
+from .records import BenchRecord
 
 # Published ImageNet-1k top-1 (%) from the zoo manifest (models/zoo.toml): EfficientNet from torchvision's weight
 # docs (IMAGENET1K_V1, the paper recipe), EfficientViT from the official README (B0: timm's measurement of the
@@ -241,7 +243,7 @@ def _group_order(group: tuple[str, str, int]) -> tuple[int, str, int]:
 
 
 def _pixels(resolution: str) -> tuple[int, int]:
-    h, w = parse_resolution(resolution)
+    h, w = parse_resolution(resolution, multiple=1)
     return h * w, h
 
 

@@ -43,10 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError, MissingFileError
-from ..models.resolution import Resolution, format_resolution, parse_resolution
+from ..resolution import Resolution, format_resolution, parse_resolution
+from ..vocabulary import PRECISIONS, TARGETS
 
-TARGETS = ("tflite", "onnx", "executorch")
-PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_RUNS = 50
 DEFAULT_WARMUP = 10
 # Upper bounds: far above any useful setting, low enough that a typo (an extra 0, a pasted number) is refused at

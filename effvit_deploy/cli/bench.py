@@ -13,7 +13,6 @@ Exit codes: 0 every measurement succeeded; 1 some measurements failed (they are 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import sys
 from collections.abc import Iterator
@@ -36,11 +35,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..bench import engine, pipeline
+from ..bench import engine, session
 from ..bench.adb import list_devices
 from ..bench.devices import AdbPhone, Device, open_devices, parse_device_spec
 from ..bench.native import BINARIES
-from ..bench.store import ResultStore, load_results
+from ..bench.store import load_results
 from ..bench.sweep import SweepSpec, adhoc_sweep, load_sweep
 from ..errors import InvalidInputError, MissingFileError
 from ..memory_guard import parse_size
@@ -165,46 +164,33 @@ def run(
         _setup_logging(err, verbose)
         engine.check_exports(spec.configurations, export_dir, max_memory=limit)  # memory guard before device work
         devices = open_devices(device, lock=True)  # a second harness on a device stops here, before any export
-        with _held(devices):
-            plans = engine.plan_sweep(devices, spec, options)
-            _print_plan(err, spec, devices, plans, results)
-            with _progress(err) as bar:
-                export_task = bar.add_task("exporting", total=None, device="export")
+        with _held(devices), _progress(err) as bar:
+            export_task = bar.add_task("exporting", total=None, device="export")
+            device_tasks: list[engine.Progress] = []
 
-                def on_export(event: engine.ProgressEvent) -> None:
-                    interrupts.check()  # a Ctrl-C a converter swallowed stops the export phase here
-                    bar.update(export_task, total=event.total, completed=event.index,
-                               description="done" if event.label == "done" else event.label)
+            def on_plan(plans: list[engine.DevicePlan]) -> None:
+                _print_plan(err, spec, devices, plans, results)
+                device_tasks.append(_device_progress(bar, plans))
 
-                on_progress = _device_progress(bar, plans)
-                if pipeline.overlap_allowed(devices):  # phones only: the host exports the next ones meanwhile
-                    def on_event(event: engine.ProgressEvent) -> None:
-                        (bar.update(export_task, total=event.total, completed=event.index,
-                                    description="done" if event.label == "done" else event.label)
-                         if event.kind == "export" else on_progress(event))
+            def on_event(event: engine.ProgressEvent) -> None:
+                if event.kind != "export":
+                    device_tasks[0](event)
+                    return
+                interrupts.check()  # a Ctrl-C a converter swallowed stops the export phase here
+                bar.update(export_task, total=event.total, completed=event.index,
+                           description="done" if event.label == "done" else event.label)
 
-                    exporter = functools.partial(engine.library_exporter, max_memory=limit)
-                    summary, _ = pipeline.export_while_measuring(plans, export_dir, ResultStore(results), options,
-                                                                 exporter=exporter, progress=on_event)
-                    export_failed = any((r.error or "").startswith("export failed") for r in summary.records)
-                else:
-                    artifacts, _ = engine.export_artifacts(spec.configurations, export_dir, progress=on_export,
-                                                           max_memory=limit)
-                    export_failed = any(isinstance(a, engine.ExportFailure) for a in artifacts.values())
-                    summary = engine.run_sweep(plans, artifacts, ResultStore(results), options, progress=on_progress)
-                if log is not None and export_failed:
-                    kept = converter_log.keep(log, export_dir / converter_log.LOG_NAME)
-                    err.print(f"converter output: {kept}", highlight=False, markup=False)
-                elif log is not None:
-                    log.unlink(missing_ok=True)  # fd 2 writes to the unlinked file until the capture ends
+            result = session.sweep(devices, spec, options, export_dir=export_dir, results=results,
+                                   progress=on_event, on_plan=on_plan)
+            if log is not None and result.export_failed:
+                kept = converter_log.keep(log, export_dir / converter_log.LOG_NAME)
+                err.print(f"converter output: {kept}", highlight=False, markup=False)
+            elif log is not None:
+                log.unlink(missing_ok=True)  # fd 2 writes to the unlinked file until the capture ends
     err = _stderr_console()
     _setup_logging(err, verbose)
-
-    records = list(ResultStore(results).records())
-    from ..bench import report  # matplotlib-free for markdown; imported late to keep startup quick
-
-    table = report.render(records, "md")
-    sys.stdout.write(table if table.endswith("\n") else table + "\n")
+    summary = result.summary
+    sys.stdout.write(result.table)
     sys.stdout.flush()
     err.print(f"{summary.measured} measured, {summary.failed} failed, {summary.skipped} already in {results} "
               f"(skipped; --rerun measures them again), {summary.seconds:.1f}s")

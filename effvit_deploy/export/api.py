@@ -35,6 +35,7 @@ from torch import nn
 from .. import __version__, memory_guard, models, zoo
 from ..errors import InvalidInputError, MissingFileError
 from ..fileio import atomic_path, sha256_file
+from ..vocabulary import PRECISIONS
 from ..models.checkpoint import load_into, read_state_dict
 from ..models.efficientvit_seg import FullResolutionOutput, output_stride
 from ..models.registry import get_builder
@@ -46,7 +47,6 @@ from .weights import seeded_model, weights_sha256
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8")
 RANDOM_WEIGHTS = "random weights (seed 0)"
 MAX_CALIB_COUNT = 10_000  # calibration statistics settle after a few hundred images; more is a typo
 ARTIFACT_MODE = 0o644

@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..resolution import format_resolution, parse_resolution
 from . import efficientnet, efficientvit, efficientvit_paper_seg, efficientvit_seg, lraspp, mobilenet  # noqa: F401  (registers the builders)
 from .checkpoint import is_timm_efficientvit, load_into, read_state_dict, timm_to_official
 from .profile import profile
 from .registry import get_builder, names
-from .resolution import format_resolution, parse_resolution
 
 __all__ = ["build", "names", "profile", "parse_resolution", "format_resolution", "guess_model"]
 

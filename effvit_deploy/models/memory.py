@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..resolution import Resolution
 from .registry import get_builder
-from .resolution import Resolution
 
 FP32_BYTES = 4
 

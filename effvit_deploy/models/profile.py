@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .resolution import Resolution, parse_resolution
+from ..resolution import Resolution, parse_resolution
 
 
 def _conv_macs(module: nn.Conv2d, output: torch.Tensor) -> int:

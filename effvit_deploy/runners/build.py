@@ -26,13 +26,13 @@ from typing import Any
 
 from ..errors import InvalidInputError, MissingDependencyError
 from ..fileio import atomic_write_json, sha256_file
+from ..vocabulary import TARGETS
 from . import compile as cc
 from . import fetch, pins, recipes
 from .folder import FILE_NAME, SCHEMA
 
 log = logging.getLogger(__name__)
 
-TARGETS = ("tflite", "onnx", "executorch")
 RECIPE_VERSION = 1  # bump when a recipe changes in a way its sources' hashes do not show
 CACHE_ENV = "EFFVIT_RUNNER_CACHE"
 BUILDERS: dict[str, Callable[[str, dict[str, Path], Path], recipes.Built]] = {

@@ -23,6 +23,7 @@ from typing import Any
 from torch import nn
 
 from effvit_deploy.errors import InvalidInputError
+from effvit_deploy.vocabulary import PRECISIONS
 from effvit_deploy.export.deploy._base import DeployContext, DeployPass, PassResult
 from effvit_deploy.export.deploy.bicubic_upsample_deploy import BicubicUpsampleDeployPass
 from effvit_deploy.export.deploy.decompose_layer_norm import DecomposeLayerNormPass
@@ -38,7 +39,6 @@ DEFAULT_PASSES: tuple[DeployPass, ...] = (
     DecomposeLayerNormPass(),
     BicubicUpsampleDeployPass(),
 )
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def to_deploy_form(

@@ -26,6 +26,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from effvit_deploy import vocabulary
 from effvit_deploy.errors import InvalidInputError
 from effvit_deploy.export.targets._common import ConversionError, Fp32IO, Runner
 from effvit_deploy.export.targets.executorch import ExecutorchTarget
@@ -60,6 +61,7 @@ class TargetBackend(Protocol):
 
 
 TARGETS: dict[str, TargetBackend] = {t.name: t for t in (OnnxTarget(), TfliteTarget(), ExecutorchTarget())}
+assert set(TARGETS) == set(vocabulary.TARGETS), "one backend per target name of effvit_deploy.vocabulary"
 
 
 def get_target(name: str) -> TargetBackend:

@@ -20,9 +20,9 @@ from torch import nn
 
 from effvit_deploy.errors import ConversionError, InvalidInputError, MissingDependencyError
 from effvit_deploy.export.deploy.head_split import set_split_style
+from effvit_deploy.vocabulary import FLOAT_PRECISIONS
 
 Runner = Callable[[np.ndarray], np.ndarray]
-FLOAT_PRECISIONS = ("fp32", "fp16")  # what `convert` writes; int8 artifacts come from a target's `quantize`
 
 
 class Fp32IO(nn.Module):

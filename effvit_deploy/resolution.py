@@ -1,10 +1,13 @@
-"""Input resolutions: `224` (square) or `HxW` such as `512x1024`; positive multiples of 32 (output stride 32)."""
+"""Input resolutions, parsed one way everywhere: `224` (square) or `HxW` such as `512x1024`, ASCII digits, each side a
+positive multiple of `multiple` (32 for models and exports: their output stride; 1 where any size is acceptable, e.g.
+a result record).
+"""
 
 from __future__ import annotations
 
 import re
 
-from ..errors import InvalidInputError
+from .errors import InvalidInputError
 
 Resolution = tuple[int, int]
 STRIDE = 32
