@@ -14,6 +14,7 @@ export is published as `ExportFailure` at once, so the worker writes its error r
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Sequence
@@ -77,15 +78,20 @@ def export_order(plans: Sequence[DevicePlan]) -> list[Configuration]:
 
 def export_while_measuring(plans: Sequence[DevicePlan], export_dir: Path, store: ResultStore, options: RunOptions,
                            *, exporter: Exporter | None = None, checker: Checker | None = None,
-                           progress: Progress | None = None,
-                           stop: threading.Event | None = None) -> tuple[SweepSummary, float]:
+                           progress: Progress | None = None, stop: threading.Event | None = None,
+                           max_memory: int | None = None) -> tuple[SweepSummary, float]:
     """Measure on every device while the host exports; returns (summary, seconds spent exporting).
+
+    `max_memory` is the exports' memory-guard limit, as in `engine.export_artifacts`.
 
     Raises:
         EffvitError: bad input found by the checker, before anything is exported or measured.
     """
     if exporter is None:
         exporter, checker = library_exporter, checker or library_checker
+    if max_memory is not None:
+        exporter = functools.partial(exporter, max_memory=max_memory)
+        checker = functools.partial(checker, max_memory=max_memory) if checker is not None else None
     configs = export_order(plans)
     if checker is not None:  # bad input fails before the first conversion, as in export_artifacts
         for config in dict((c.artifact_key, c) for c in configs).values():

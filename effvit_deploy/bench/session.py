@@ -13,7 +13,6 @@ before the first export, so a front end can print them.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,10 +55,9 @@ def sweep(devices: Sequence[Device], spec: SweepSpec, options: engine.RunOptions
     if on_plan is not None:
         on_plan(plans)
     store = ResultStore(results)
-    exporter = functools.partial(engine.library_exporter, max_memory=options.max_memory)
     if pipeline.overlap_allowed(devices):  # phones only: the host exports the next ones while they measure
-        summary, export_s = pipeline.export_while_measuring(plans, export_dir, store, options, exporter=exporter,
-                                                            progress=progress)
+        summary, export_s = pipeline.export_while_measuring(plans, export_dir, store, options, progress=progress,
+                                                            max_memory=options.max_memory)
         export_failed = any((r.error or "").startswith("export failed") for r in summary.records)
     else:
         artifacts, export_s = engine.export_artifacts(spec.configurations, export_dir, progress=progress,

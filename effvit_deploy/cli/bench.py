@@ -136,74 +136,77 @@ def run(
                     ] = None,
 ) -> None:
     """Export what is missing, measure every configuration on every device, print the latency table."""
-    err = _stderr_console()
-    _setup_logging(err, verbose)
-    if runner not in engine.RUNNER_MODES:
-        raise InvalidInputError(f"--runner {runner!r}: choose one of {', '.join(engine.RUNNER_MODES)}")
-    if min_runs is not None and runs is not None and min_runs != runs:
-        raise InvalidInputError("--runs and --min-runs are the same setting; give one of them")
-    spec = _spec(sweep, model, resolution, target, precision, threads, min_runs if min_runs is not None else runs,
-                 warmup, cooldown, cores)
-    spec = spec.with_overrides(min_seconds=min_seconds, max_seconds=max_seconds,
-                               seed=seed if seed is not None or spec.source is not None else 0)
-    if runner_dir is not None and not runner_dir.is_dir():
-        raise MissingFileError(f"--runner-dir {runner_dir} is not a folder; give the folder holding the runners")
-    if apk is not None and not apk.is_file():
-        raise MissingFileError(f"--apk {apk} does not exist; build it with `make android-app` or give the APK's path")
-    limit = parse_size(max_memory) if max_memory is not None else None
-    options = engine.RunOptions.from_sweep(spec, runner=runner, runner_dir=runner_dir, apk=apk, rerun=rerun,
-                                           max_memory=limit)
-    # every output location is checked before any device is touched, any export or measurement
-    results = engine.results_path(check_output_folder(out, "--out"), spec.name)
-    check_output_file(results, "--out")
-    check_output_folder(export_dir, "--export-dir")
-    # converter and runtime noise (C++ logs, torch warnings) goes to a log in the export folder, kept only when an
-    # export failed; -v shows it. Importing the runtimes already prints, so the checks run inside the capture too.
-    with converter_log.capture(enabled=not verbose, folder=export_dir) as (real_stderr, log):
-        err = _stderr_console(real_stderr)
+    with _logging_restored():  # run in-process (tests, notebooks): the caller's logging is left as it was
+        err = _stderr_console()
         _setup_logging(err, verbose)
-        engine.check_exports(spec.configurations, export_dir, max_memory=limit)  # memory guard before device work
-        devices = open_devices(device, lock=True)  # a second harness on a device stops here, before any export
-        with _held(devices), _progress(err) as bar:
-            export_task = bar.add_task("exporting", total=None, device="export")
-            device_tasks: list[engine.Progress] = []
+        if runner not in engine.RUNNER_MODES:
+            raise InvalidInputError(f"--runner {runner!r}: choose one of {', '.join(engine.RUNNER_MODES)}")
+        if min_runs is not None and runs is not None and min_runs != runs:
+            raise InvalidInputError("--runs and --min-runs are the same setting; give one of them")
+        spec = _spec(sweep, model, resolution, target, precision, threads, min_runs if min_runs is not None else runs,
+                     warmup, cooldown, cores)
+        spec = spec.with_overrides(min_seconds=min_seconds, max_seconds=max_seconds,
+                                   seed=seed if seed is not None or spec.source is not None else 0)
+        if runner_dir is not None and not runner_dir.is_dir():
+            raise MissingFileError(f"--runner-dir {runner_dir} is not a folder; give the folder holding the runners")
+        if apk is not None and not apk.is_file():
+            raise MissingFileError(f"--apk {apk} does not exist; build it with `make android-app` or give the APK's "
+                                   "path")
+        limit = parse_size(max_memory) if max_memory is not None else None
+        options = engine.RunOptions.from_sweep(spec, runner=runner, runner_dir=runner_dir, apk=apk, rerun=rerun,
+                                               max_memory=limit)
+        # every output location is checked before any device is touched, any export or measurement
+        results = engine.results_path(check_output_folder(out, "--out"), spec.name)
+        check_output_file(results, "--out")
+        check_output_folder(export_dir, "--export-dir")
+        # converter and runtime noise (C++ logs, torch warnings) goes to a log in the export folder, kept only when an
+        # export failed; -v shows it. Importing the runtimes already prints, so the checks run inside the capture too.
+        with contextlib.ExitStack() as stack:
+            real_stderr, log = stack.enter_context(converter_log.capture(enabled=not verbose, folder=export_dir))
+            err = _stderr_console(real_stderr)
+            _setup_logging(err, verbose)
+            stack.callback(_setup_logging, _stderr_console(), verbose)  # however the block ends: log to stderr again
+            engine.check_exports(spec.configurations, export_dir, max_memory=limit)  # memory guard before device work
+            devices = open_devices(device, lock=True)  # a second harness on a device stops here, before any export
+            with _held(devices), _progress(err) as bar:
+                export_task = bar.add_task("exporting", total=None, device="export")
+                device_tasks: list[engine.Progress] = []
 
-            def on_plan(plans: list[engine.DevicePlan]) -> None:
-                _print_plan(err, spec, devices, plans, results)
-                device_tasks.append(_device_progress(bar, plans))
+                def on_plan(plans: list[engine.DevicePlan]) -> None:
+                    _print_plan(err, spec, devices, plans, results)
+                    device_tasks.append(_device_progress(bar, plans))
 
-            def on_event(event: engine.ProgressEvent) -> None:
-                if event.kind != "export":
-                    device_tasks[0](event)
-                    return
-                interrupts.check()  # a Ctrl-C a converter swallowed stops the export phase here
-                bar.update(export_task, total=event.total, completed=event.index,
-                           description="done" if event.label == "done" else event.label)
+                def on_event(event: engine.ProgressEvent) -> None:
+                    if event.kind != "export":
+                        device_tasks[0](event)
+                        return
+                    interrupts.check()  # a Ctrl-C a converter swallowed stops the export phase here
+                    bar.update(export_task, total=event.total, completed=event.index,
+                               description="done" if event.label == "done" else event.label)
 
-            result = session.sweep(devices, spec, options, export_dir=export_dir, results=results,
-                                   progress=on_event, on_plan=on_plan)
-            if log is not None and result.export_failed:
-                kept = converter_log.keep(log, export_dir / converter_log.LOG_NAME)
-                err.print(f"converter output: {kept}", highlight=False, markup=False)
-            elif log is not None:
-                log.unlink(missing_ok=True)  # fd 2 writes to the unlinked file until the capture ends
-    err = _stderr_console()
-    _setup_logging(err, verbose)
-    summary = result.summary
-    sys.stdout.write(result.table)
-    sys.stdout.flush()
-    err.print(f"{summary.measured} measured, {summary.failed} failed, {summary.skipped} already in {results} "
-              f"(skipped; --rerun measures them again), {summary.seconds:.1f}s")
-    for rec in summary.records:
-        if not rec.ok:
-            err.print("[red]failed[/] " + escape(f"{rec.device_serial} {rec.model} {rec.resolution} {rec.target} "
-                                                 f"t{rec.threads}: {rec.error}"), markup=True, highlight=False)
-    if summary.device_errors:
-        for spec_name, why in summary.device_errors.items():
-            print(f"error: {spec_name}: {why}", file=sys.stderr)
-        raise typer.Exit(EXIT_BAD_INPUT)
-    if summary.failed:
-        raise typer.Exit(EXIT_FAILED_RUNS)
+                result = session.sweep(devices, spec, options, export_dir=export_dir, results=results,
+                                       progress=on_event, on_plan=on_plan)
+                if log is not None and result.export_failed:
+                    kept = converter_log.keep(log, export_dir / converter_log.LOG_NAME)
+                    err.print(f"converter output: {kept}", highlight=False, markup=False)
+                elif log is not None:
+                    log.unlink(missing_ok=True)  # fd 2 writes to the unlinked file until the capture ends
+        err = _stderr_console()
+        summary = result.summary
+        sys.stdout.write(result.table)
+        sys.stdout.flush()
+        err.print(f"{summary.measured} measured, {summary.failed} failed, {summary.skipped} already in {results} "
+                  f"(skipped; --rerun measures them again), {summary.seconds:.1f}s")
+        for rec in summary.records:
+            if not rec.ok:
+                err.print("[red]failed[/] " + escape(f"{rec.device_serial} {rec.model} {rec.resolution} {rec.target} "
+                                                     f"t{rec.threads}: {rec.error}"), markup=True, highlight=False)
+        if summary.device_errors:
+            for spec_name, why in summary.device_errors.items():
+                print(f"error: {spec_name}: {why}", file=sys.stderr)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        if summary.failed:
+            raise typer.Exit(EXIT_FAILED_RUNS)
 
 
 def _print_plan(err: Console, spec: SweepSpec, devices: list[Device], plans: list[engine.DevicePlan],
@@ -221,6 +224,18 @@ def _print_plan(err: Console, spec: SweepSpec, devices: list[Device], plans: lis
 
 
 @contextlib.contextmanager
+def _logging_restored() -> Iterator[None]:
+    root, ours = logging.getLogger(), logging.getLogger("effvit_deploy")
+    handlers, root_level, our_level = root.handlers[:], root.level, ours.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(root_level)
+        ours.setLevel(our_level)
+
+
+@contextlib.contextmanager
 def _held(devices: list[Device]) -> Iterator[None]:
     """Release the device locks when the sweep ends (the process ending releases them too, however it ends)."""
     try:
@@ -235,9 +250,9 @@ def _stderr_console(stream: TextIO | None = None) -> Console:
 
     `stream`: the real stderr while converter output is captured (`converter_log.capture`)."""
     tty = (stream or sys.stderr).isatty()
-    if stream is not None:
+    if stream is not None and stream is not sys.stderr:  # a captured fd 2: bind the real stderr's stream
         return Console(file=stream, width=None if tty else _WIDE)
-    return Console(stderr=True, width=None if tty else _WIDE)
+    return Console(stderr=True, width=None if tty else _WIDE)  # follows sys.stderr (in-process runners swap it)
 
 
 def _progress(console: Console) -> Progress:
