@@ -103,7 +103,7 @@ def test_drop_mid_sweep_then_rerun_resumes_without_loss_or_duplicates(
 
     def cut_the_cable_later() -> None:
         phone.accepting = False  # the adb server cannot reconnect by itself
-        phone.drop_after(14)  # a few shell commands into the second configuration
+        phone.drop_after(17)  # a few shell commands into the second configuration (7 shell commands each)
 
     first = measure(open_devices([f"adb:{phone.serial}"]), spec, store, entry, before_run=cut_the_cable_later)
     assert first.measured >= 1 and first.failed == 1
@@ -126,7 +126,7 @@ def test_drop_with_active_reconnect_measures_the_configuration_again(
     store = ResultStore(tmp_path / "r.jsonl")
     started = time.monotonic()
     summary = measure(open_devices([f"adb:{phone.serial}"]), sweep(configs(threads=(1, 2, 3))), store,
-                      tiny_artifact("tflite"), before_run=lambda: phone.drop_after(14))
+                      tiny_artifact("tflite"), before_run=lambda: phone.drop_after(17))
     assert (summary.measured, summary.failed, summary.device_errors) == (3, 0, {})
     recs = list(store.records())
     assert [r.ok for r in recs] == [True, True, True] and [r.threads for r in recs] == [1, 2, 3]

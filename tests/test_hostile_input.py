@@ -248,7 +248,7 @@ bench.engine.export_artifacts = slow
 bench.open_devices = lambda specs, **kw: []
 bench.engine.plan_sweep = lambda devices, spec, options: []
 bench.main(["run", "-d", "local", "-m", "efficientvit-b0", "-t", "onnx", "--out", sys.argv[1],
-            "--export-dir", sys.argv[1]])
+            "--export-dir", sys.argv[1], "-v"])  # -v: the "exporting" line is not captured as converter noise
 """
 
 
