@@ -385,14 +385,36 @@ def compare(
     for path in (a, b):
         if not path.is_file():
             raise MissingFileError(f"results file {path} does not exist; give two .jsonl files from effvit-bench run")
-        records = load_results([path])
-        if not records:
-            raise InvalidInputError(f"{path} holds no records; run `effvit-bench run` first")
+        records, skipped = _load_noting_skips(path)
+        if not records:  # one line: what was skipped belongs to this error, not to a warning above it
+            why = f" ({skipped[0]})" if skipped else ""
+            raise InvalidInputError(f"{path} holds no records{why}; run `effvit-bench run` first")
+        for note in skipped:
+            logging.getLogger("effvit_deploy.bench.store").warning("%s", note)
         sides.append(records)
     names = (a.stem, b.stem) if a.stem != b.stem else (f"{a.parent.name}/{a.stem}", f"{b.parent.name}/{b.stem}")
     if names[0] == names[1]:  # the same name twice would make the B/A column unreadable
         names = ("A", "B")
     sys.stdout.write(to_markdown(compare_records(sides[0], sides[1]), *names))
+
+
+def _load_noting_skips(path: Path) -> tuple[list, list[str]]:
+    """(records of one results file, the store's notes about lines it skipped), the notes held back from the log."""
+    notes: list[str] = []
+
+    class _Hold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            notes.append(record.getMessage().replace(f"{path}: ", "", 1))
+
+    store_log = logging.getLogger("effvit_deploy.bench.store")
+    hold, propagate = _Hold(logging.WARNING), store_log.propagate
+    store_log.addHandler(hold)
+    store_log.propagate = False
+    try:
+        return load_results([path]), notes
+    finally:
+        store_log.removeHandler(hold)
+        store_log.propagate = propagate
 
 
 def main(argv: list[str] | None = None) -> None:
