@@ -91,3 +91,16 @@ def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], d
         return cache[target]
 
     return make
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Route export target name "fake" to a FakeBackend (other names go to the real targets)."""
+    from effvit_deploy.export import api
+
+    from .test_export_pipeline import FakeBackend
+
+    backend = FakeBackend()
+    real = api._backend
+    monkeypatch.setattr(api, "_backend", lambda name: backend if name == "fake" else real(name))
+    return backend

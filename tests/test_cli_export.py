@@ -15,20 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from effvit_deploy.cli.export import app, main
-from effvit_deploy.export import api
 from effvit_deploy.export import manifest as mf
 
 from .test_export_pipeline import B0_DIR, FakeBackend
 
 EFFVIT_EXPORT = shutil.which("effvit-export", path=str(Path(sys.executable).parent))
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
-    backend = FakeBackend()
-    real = api._backend
-    monkeypatch.setattr(api, "_backend", lambda name: backend if name == "fake" else real(name))
-    return backend
 
 
 def _run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

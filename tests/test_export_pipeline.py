@@ -85,15 +85,6 @@ class FakeBackend:
         return {"fake-runtime": self.version}
 
 
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
-    """Route target name "fake" to a FakeBackend (other names go to the real targets)."""
-    backend = FakeBackend()
-    real = api._backend
-    monkeypatch.setattr(api, "_backend", lambda name: backend if name == "fake" else real(name))
-    return backend
-
-
 def _leftovers(folder: Path) -> list[str]:
     """Temp files the pipeline might leave behind (atomic_path names them `.<stem>.*.tmp<suffix>`)."""
     return sorted(p.name for p in folder.rglob("*") if ".tmp" in p.name)

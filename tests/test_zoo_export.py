@@ -17,14 +17,6 @@ from .test_cli_export import BASE, _run_main
 from .test_export_pipeline import FakeBackend
 
 
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
-    backend = FakeBackend()
-    real = api._backend
-    monkeypatch.setattr(api, "_backend", lambda name: backend if name == "fake" else real(name))
-    return backend
-
-
 def _zoo(folder: Path, *, sha256: str = "") -> Path:
     """A zoo folder with a manifest for efficientvit-b0 and a checkpoint whose weights differ from seed 0's."""
     folder.mkdir(parents=True, exist_ok=True)
