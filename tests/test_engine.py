@@ -364,17 +364,33 @@ def test_choose_mask() -> None:
 
 def test_native_command_lines_match_the_reference() -> None:
     bm = native_runner("tflite").command("/b/benchmark_model", "/m/x.tflite", threads=4, runs=50, warmup=10)
+    memory = ["--report_peak_memory_footprint=true", "--memory_footprint_check_interval_ms=1000"]
     assert bm == ["/b/benchmark_model", "--graph=/m/x.tflite", "--num_threads=4", "--warmup_runs=10",
-                  "--num_runs=50", "--warmup_min_secs=0", "--min_secs=0", "--max_secs=86400"]
+                  "--num_runs=50", "--warmup_min_secs=0", "--min_secs=0", "--max_secs=86400", *memory]
     ort = native_runner("onnx")
     assert ort.command("/b/onnxruntime_perf_test", "/m/x.onnx", threads=2, runs=50, warmup=10) == [
         "/b/onnxruntime_perf_test", "-I", "-m", "times", "-r", "50", "-x", "2", "-y", "1", "-e", "cpu", "/m/x.onnx"]
     assert ort.effective_warmup(10) == 1
     et = native_runner("executorch").command("/b/executor_runner", "/m/x.pte", threads=1, runs=50, warmup=10)
-    assert et == ["/b/executor_runner", "--model_path=/m/x.pte", "--num_executions=60", "--cpu_threads=1"]
+    assert et == ["/b/executor_runner", "--model_path=/m/x.pte", "--num_executions=60", "--cpu_threads=1",
+                  "--warmup_executions=10"]
     assert wrap(["x"], mask="f0", library_dir="/lib") == ["taskset", "f0", "env", "LD_LIBRARY_PATH=/lib", "x"]
     assert {native_runner(t).kind for t in BINARIES} == {"native-benchmark_model", "native-onnxruntime_perf_test",
                                                          "native-executor_runner"}
+
+
+def test_native_command_lines_carry_the_stop_rule() -> None:
+    rule = {"min_seconds": 2.5, "max_seconds": 30.0}
+    bm = native_runner("tflite").command("/b/benchmark_model", "/m/x.tflite", threads=1, runs=20, warmup=0, **rule)
+    assert "--num_runs=20" in bm and "--min_secs=2.5" in bm and "--max_secs=30" in bm
+    ort = native_runner("onnx").command("/b/ort", "/m/x.onnx", threads=1, runs=20, warmup=0, **rule)
+    assert ort[-5:] == ["--min_secs", "2.5", "--max_secs", "30", "/m/x.onnx"] and ort[4:6] == ["-r", "20"]
+    et = native_runner("executorch").command("/b/et", "/m/x.pte", threads=1, runs=20, warmup=3, **rule)
+    assert et[2:] == ["--num_executions=23", "--cpu_threads=1", "--warmup_executions=3", "--min_secs=2.5",
+                      "--max_secs=30"]
+    # a count-only rule passes no time flag to our two runners, so any build of them takes the command
+    plain = native_runner("onnx").command("/b/ort", "/m/x.onnx", threads=1, runs=5, warmup=0)
+    assert not any("secs" in a for a in plain)
 
 
 def test_native_parse_uses_both_streams() -> None:

@@ -38,7 +38,7 @@ from .adb import DEVICE_TMP, AdbDevice, DeviceDisconnected, DeviceTimeout
 from .device_facts import LocalShell, big_core_mask, mask_cpus, read_cur_freqs, read_device_facts, read_thermal
 from .device_lock import DeviceLock, identity
 from .native import NativeRunner, wrap
-from .power import POWER_SUPPLY, has_battery, outside_core, sampler_script
+from .power import POWER_SUPPLY, has_battery, log_gate, logged, outside_core, sampler_script
 
 log = logging.getLogger(__name__)
 
@@ -237,11 +237,11 @@ class Device(ABC):
         return self.run(argv, timeout=timeout, mask=mask)
 
     def run_native(self, runner: NativeRunner, binary_path: str, artifact_path: str, *, threads: int, runs: int,
-                   warmup: int, mask: str | None, library_dir: str | None, timeout: float) -> RunOutput:
-        """One measurement with a native binary."""
-        argv = runner.command(binary_path, artifact_path, threads=threads, runs=runs, warmup=warmup)
-        if library_dir is not None:
-            argv = wrap(argv, mask=None, library_dir=library_dir)
+                   warmup: int, mask: str | None, library_dir: str | None, timeout: float, min_seconds: float = 0.0,
+                   max_seconds: float | None = None) -> RunOutput:
+        """One measurement with a native binary (its own flags apply the stop rule)."""
+        argv = native_argv(runner, binary_path, artifact_path, threads=threads, runs=runs, warmup=warmup,
+                           library_dir=library_dir, min_seconds=min_seconds, max_seconds=max_seconds)
         return self.run(argv, timeout=timeout, mask=mask)
 
     # --- output files (device parity) -----------------------------------------------------------------------------
@@ -295,6 +295,17 @@ def choose_mask(facts: dict[str, Any], cpus: list[int], cores: str, threads: int
         raise InvalidInputError(f"--cores {cores} selects CPUs {chosen} but {device} has CPUs {cpus}; "
                                 "give a mask of existing CPUs, or use big / all")
     return format(int(cores, 16), "x"), "user mask"
+
+
+def native_argv(runner: NativeRunner, binary_path: str, artifact_path: str, *, threads: int, runs: int, warmup: int,
+                library_dir: str | None, min_seconds: float = 0.0, max_seconds: float | None = None) -> list[str]:
+    """The native runner's command with `env LD_LIBRARY_PATH=DIR` when libraries are shipped beside it."""
+    argv = runner.command(binary_path, artifact_path, threads=threads, runs=runs, warmup=warmup,
+                          min_seconds=min_seconds, max_seconds=max_seconds)
+    return wrap(argv, mask=None, library_dir=library_dir) if library_dir is not None else argv
+
+
+_NO_FREE_CPU = "no CPU outside the measured mask to run the power sampler on"
 
 
 def stop_args(min_seconds: float, max_seconds: float | None) -> list[str]:
@@ -367,38 +378,55 @@ class LocalDevice(Device):
                           mask: str | None, timeout: float, input_path: str | None = None, min_seconds: float = 0.0,
                           max_seconds: float | None = None) -> RunOutput:
         """The runner, with a battery sampler on a CPU outside `mask` when this machine has a battery."""
-        core = outside_core(self.cpus(), mask)
-        if not has_battery(self.power_root):
-            note = "no battery-type supply under /sys/class/power_supply on this machine"
-        elif core is None:
-            note = "no CPU outside the measured mask to run the power sampler on"
-        else:
-            return self._sampled_run(artifact_path, target, core, threads=threads, runs=runs, warmup=warmup,
-                                     mask=mask, timeout=timeout, min_seconds=min_seconds, max_seconds=max_seconds,
-                                     input_path=input_path)
-        out = super().run_python_runner(artifact_path, target, threads=threads, runs=runs, warmup=warmup, mask=mask,
-                                        timeout=timeout, input_path=input_path, min_seconds=min_seconds,
-                                        max_seconds=max_seconds)
-        return dataclasses.replace(out, power_note=note)
-
-    def _sampled_run(self, artifact_path: str, target: str, core: int, *, mask: str | None, timeout: float,
-                     **kw: Any) -> RunOutput:
+        core, note = self._sampler_core(mask)
+        if core is None:
+            out = super().run_python_runner(artifact_path, target, threads=threads, runs=runs, warmup=warmup,
+                                            mask=mask, timeout=timeout, input_path=input_path,
+                                            min_seconds=min_seconds, max_seconds=max_seconds)
+            return dataclasses.replace(out, power_note=note)
         with owned_temp_dir("power") as tmp:
-            samples, flag = Path(tmp) / "power.txt", Path(tmp) / "timed"
-            script = sampler_script(str(samples), root=self.power_root, only_while=str(flag))
-            sampler = subprocess.Popen(["sh", "-c", script],
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                       preexec_fn=lambda: os.sched_setaffinity(0, {core}))
-            try:
-                argv = [*self.python_command(), self.prepare_python_runner(), "--artifact", artifact_path,
-                        "--runtime", target, "--threads", str(kw["threads"]), "--runs", str(kw["runs"]),
-                        "--warmup", str(kw["warmup"]), *_input_args(kw["input_path"]),
-                        *stop_args(kw["min_seconds"], kw["max_seconds"]), "--timed-flag", str(flag)]
-                out = self.run(argv, timeout=timeout, mask=mask)
-            finally:
-                sampler.kill()
-                sampler.wait()
-            text = samples.read_text(errors="replace") if samples.exists() else ""
+            flag = str(Path(tmp) / "timed")
+            argv = [*self.python_command(), self.prepare_python_runner(), "--artifact", artifact_path,
+                    "--runtime", target, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup),
+                    *_input_args(input_path), *stop_args(min_seconds, max_seconds), "--timed-flag", flag]
+            return self._sampled(argv, core, f"[ -e {shlex.quote(flag)} ]", Path(tmp), mask=mask, timeout=timeout)
+
+    def run_native(self, runner: NativeRunner, binary_path: str, artifact_path: str, *, threads: int, runs: int,
+                   warmup: int, mask: str | None, library_dir: str | None, timeout: float, min_seconds: float = 0.0,
+                   max_seconds: float | None = None) -> RunOutput:
+        """The binary, with a battery sampler on a CPU outside `mask` reading while its output file says the timed
+        runs go on (when this machine has a battery)."""
+        argv = native_argv(runner, binary_path, artifact_path, threads=threads, runs=runs, warmup=warmup,
+                           library_dir=library_dir, min_seconds=min_seconds, max_seconds=max_seconds)
+        core, note = self._sampler_core(mask)
+        if core is None:
+            return dataclasses.replace(self.run(argv, timeout=timeout, mask=mask), power_note=note)
+        with owned_temp_dir("power") as tmp:
+            out, err = str(Path(tmp) / "runner.out"), str(Path(tmp) / "runner.err")
+            return self._sampled(["sh", "-c", logged(argv, out, err)], core, log_gate([out, err], *runner.timed_gate()),
+                                 Path(tmp), mask=mask, timeout=timeout)
+
+    def _sampler_core(self, mask: str | None) -> tuple[int | None, str | None]:
+        """(CPU for the power sampler, None) or (None, why no sampler runs)."""
+        if not has_battery(self.power_root):
+            return None, "no battery-type supply under /sys/class/power_supply on this machine"
+        core = outside_core(self.cpus(), mask)
+        return (core, None) if core is not None else (None, _NO_FREE_CPU)
+
+    def _sampled(self, argv: list[str], core: int, gate: str, tmp: Path, *, mask: str | None,
+                 timeout: float) -> RunOutput:
+        """Run `argv` with the sampler beside it on `core`, reading while the shell condition `gate` holds."""
+        samples = tmp / "power.txt"
+        script = sampler_script(str(samples), root=self.power_root, only_if=gate)
+        sampler = subprocess.Popen(["sh", "-c", script],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+        try:
+            out = self.run(argv, timeout=timeout, mask=mask)
+        finally:
+            sampler.kill()
+            sampler.wait()
+        text = samples.read_text(errors="replace") if samples.exists() else ""
         return dataclasses.replace(out, power=text)
 
     def run(self, argv: list[str], *, timeout: float, mask: str | None = None) -> RunOutput:
@@ -528,10 +556,11 @@ class AdbPhone(Device):
                 *_input_args(input_path), *stop_args(min_seconds, max_seconds), "--out", remote]
         core = outside_core(self.cpus(), mask)
         if core is None:
-            out = dataclasses.replace(self.run(argv, timeout=timeout, mask=mask),
-                                      power_note="no CPU outside the measured mask to run the power sampler on")
+            out = dataclasses.replace(self.run(argv, timeout=timeout, mask=mask), power_note=_NO_FREE_CPU)
         else:
-            out = self._sampled_run(argv, remote, core, mask=mask, timeout=timeout)
+            flag = remote.removesuffix(".json") + ".timed"
+            out = self._sampled(shlex.join(_pinned([*argv, "--timed-flag", flag], mask)), core,
+                                f"[ -e {shlex.quote(flag)} ]", remote.removesuffix(".json"), timeout=timeout)
         if out.returncode != 0:
             return out
         with owned_temp_dir("pull") as tmp:  # named by our pid: a killed run's folder is removed by the next one
@@ -545,18 +574,36 @@ class AdbPhone(Device):
         self.adb.shell(["rm", "-f", remote])
         return dataclasses.replace(out, result=result)
 
-    def _sampled_run(self, argv: list[str], remote: str, core: int, *, mask: str | None,
-                     timeout: float) -> RunOutput:
-        samples, flag = remote.removesuffix(".json") + ".power", remote.removesuffix(".json") + ".timed"
-        runner = ["taskset", mask, *argv] if mask is not None else argv
+    def run_native(self, runner: NativeRunner, binary_path: str, artifact_path: str, *, threads: int, runs: int,
+                   warmup: int, mask: str | None, library_dir: str | None, timeout: float, min_seconds: float = 0.0,
+                   max_seconds: float | None = None) -> RunOutput:
+        """The binary, with a battery sampler on a CPU outside `mask` reading while the binary's output file
+        (on the device) says its timed runs go on."""
+        argv = native_argv(runner, binary_path, artifact_path, threads=threads, runs=runs, warmup=warmup,
+                           library_dir=library_dir, min_seconds=min_seconds, max_seconds=max_seconds)
+        core = outside_core(self.cpus(), mask)
+        if core is None:
+            return dataclasses.replace(self.run(argv, timeout=timeout, mask=mask), power_note=_NO_FREE_CPU)
+        self._mkdirs()
+        base = f"{DEVICE_ROOT}/results/{secrets.token_hex(8)}"
+        out, err = f"{base}.out", f"{base}.err"
+        command = shlex.join(_pinned(["sh", "-c", logged(argv, out, err)], mask))
+        return self._sampled(command, core, log_gate([out, err], *runner.timed_gate()), base, timeout=timeout,
+                             leftovers=[out, err])
+
+    def _sampled(self, command: str, core: int, gate: str, base: str, *, timeout: float,
+                 leftovers: list[str] | None = None) -> RunOutput:
+        """Run the shell `command` with a battery sampler beside it on `core` (one shell script starts the
+        sampler, runs the command and stops the sampler), reading while the condition `gate` holds."""
+        samples = f"{base}.power"
         script = (f"rm -f {shlex.quote(samples)}; taskset {format(1 << core, 'x')} sh -c "
-                  f"{shlex.quote(sampler_script(samples, only_while=flag))} & sp=$!; "
-                  f"{shlex.join([*runner, '--timed-flag', flag])}; rc=$?; kill $sp 2>/dev/null; exit $rc")
+                  f"{shlex.quote(sampler_script(samples, only_if=gate))} & sp=$!; "
+                  f"{command}; rc=$?; kill $sp 2>/dev/null; exit $rc")
         start = time.perf_counter()
         rc, stdout, stderr = self.adb.shell(["sh", "-c", script], timeout=timeout)
         seconds = time.perf_counter() - start
-        _, text, _ = self.adb.shell(["sh", "-c", f"cat {shlex.quote(samples)} 2>/dev/null; "
-                                     f"rm -f {shlex.quote(samples)} {shlex.quote(flag)}"])
+        gone = " ".join(shlex.quote(p) for p in [samples, f"{base}.timed", *(leftovers or [])])
+        _, text, _ = self.adb.shell(["sh", "-c", f"cat {shlex.quote(samples)} 2>/dev/null; rm -f {gone}"])
         return RunOutput(rc, str(stdout), str(stderr), seconds, power=str(text))
 
     def output_path(self, name: str) -> str:
@@ -634,6 +681,10 @@ def open_devices(specs: list[str], *, lock: bool = False) -> list[Device]:
                 dev.unlock()
             raise
     return devices
+
+
+def _pinned(argv: list[str], mask: str | None) -> list[str]:
+    return ["taskset", mask, *argv] if mask is not None else argv
 
 
 def _input_args(input_path: str | None) -> list[str]:

@@ -210,7 +210,7 @@ class RunOptions:
     rerun: bool = False
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_memory: int | None = None  # bytes a measurement may use; None: the device's MemAvailable
-    min_seconds: float = 0.0  # stop rule with runs as min_runs (the python runner loops until both are met)
+    min_seconds: float = 0.0  # stop rule with runs as min_runs (every runner loops until both are met)
     max_seconds: float | None = None
     seed: int | None = None  # run-order shuffle (order.py); None: the sweep's interleaved order
 
@@ -506,7 +506,8 @@ class _Worker:
                           artifact_sha256=artifact.sha256, model=config.model, resolution=config.resolution_text,
                           target=config.target, precision=config.precision, threads=config.threads, mask=mask,
                           runner=self.plan.runners[config.target].kind, runs=self.options.runs,
-                          warmup=self.options.warmup)
+                          warmup=self.options.warmup, min_seconds=self.options.min_seconds,
+                          max_seconds=self.options.max_seconds)
 
     def _mask(self, config: Configuration) -> tuple[str | None, str]:
         if self.plan.runners[config.target].app is not None:
@@ -520,13 +521,19 @@ class _Worker:
         extra: dict[str, Any] = {"mask_basis": basis, "optimize": config.optimize, "nhwc": config.nhwc}
         if choice.native is not None:
             extra["runner_warmup"] = choice.native.effective_warmup(self.options.warmup)
+        opts = self.options
+        applied_by = ("app loop (extras min_seconds/max_seconds)" if choice.app is not None
+                      else choice.native.stop_rule_basis() if choice.native is not None else "runner loop")
         return BenchRecord(
             device_serial=self.device.serial, device=self.plan.facts, model=config.model,
             resolution=config.resolution_text, target=config.target, precision=config.precision,
             artifact_sha256=artifact.sha256 if is_artifact else "", runner=choice.kind, threads=config.threads,
             runs=self.options.runs, warmup=self.options.warmup, mask=mask,
             manifest=dict(artifact.manifest) if is_artifact else {},
-            versions={"effvit_deploy": __version__}, extra=extra)
+            versions={"effvit_deploy": __version__}, extra=extra,
+            # part of the record key (a different rule is measured again); applied_by: who counted the runs
+            stop_rule={"min_runs": opts.runs, "min_seconds": opts.min_seconds, "max_seconds": opts.max_seconds,
+                       "applied_by": applied_by})
 
     def _measure(self, config: Configuration, first: BenchRecord | None = None) -> BenchRecord:
         """One configuration, attempted again after a fault the harness can repair (see `_attempt`); `first`: the
@@ -634,10 +641,12 @@ class _Worker:
         rec.thermal_before, rec.freqs_before = dev.thermal(), dev.freqs()
         if choice.app is not None:
             out = choice.app.run(device_path, config.target, threads=config.threads, runs=opts.runs,
-                                 warmup=opts.warmup, timeout=opts.timeout_s)
+                                 warmup=opts.warmup, timeout=opts.timeout_s,
+                                 **stop_kwargs(opts.min_seconds, opts.max_seconds))
         elif choice.native is not None:
             out = dev.run_native(choice.native, binary, device_path, threads=config.threads, runs=opts.runs,
-                                 warmup=opts.warmup, mask=rec.mask, library_dir=libdir, timeout=opts.timeout_s)
+                                 warmup=opts.warmup, mask=rec.mask, library_dir=libdir, timeout=opts.timeout_s,
+                                 **stop_kwargs(opts.min_seconds, opts.max_seconds))
         else:  # measured on the verification input, so the same process returns the output to check
             out = dev.run_python_runner(device_path, config.target, threads=config.threads, runs=opts.runs,
                                         warmup=opts.warmup, mask=rec.mask, timeout=opts.timeout_s,
@@ -648,9 +657,6 @@ class _Worker:
         rec.throttled = detect_throttle(rec.freqs_before, rec.freqs_after, rec.thermal_before, rec.thermal_after)
         rec.extra["process_s"] = round(out.seconds, 4)
         output = _fill_result(rec, choice, out, opts.warmup)
-        rec.stop_rule = {"min_runs": opts.runs, "min_seconds": opts.min_seconds, "max_seconds": opts.max_seconds,
-                         "applied_by": "runner loop" if choice.native is None and choice.app is None
-                         else "fixed count (this runner takes a run count)"}
         rec.energy = energy_fields(out, rec)
         if not rec.ok:
             return

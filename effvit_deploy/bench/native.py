@@ -4,14 +4,20 @@ One binary per target, taken from the user's `--runner-dir` (flags and output fo
 shared/reference/mobile_benchmark_tools_facts.md sections 1-3):
 
 - tflite     -> LiteRT `benchmark_model --graph=M --num_threads=N --warmup_runs=W --num_runs=R
-                --warmup_min_secs=0 --min_secs=0 --max_secs=BIG` (the time limits are zeroed/raised so the run
-                counts are exact: by default the tool keeps warming up for 0.5 s, runs for at least 1 s and stops
-                after 150 s whatever --num_runs says).
-- onnx       -> `onnxruntime_perf_test -I -m times -r R -x N -y 1 -e cpu M` (-I generates inputs, so no
-                test_data_set folder is needed; the tool does exactly one warm-up run of its own, so W is not
-                passed and the record says so).
-- executorch -> `executor_runner --model_path=M --num_executions=W+R --cpu_threads=N` (the runner has no
-                warm-up: the first W iterations are dropped when parsing).
+                --warmup_min_secs=0 --min_secs=S --max_secs=MAX --report_peak_memory_footprint=true
+                --memory_footprint_check_interval_ms=1000`: the tool's own stop rule is the harness's (at least R
+                runs and S seconds, stop at MAX; MAX defaults to a day since the tool's own default, 150 s, would cut
+                runs short); warm-up is exactly W runs. The memory monitor thread reads getrusage once a second
+                (the README warns the default 50 ms polling can perturb timings) and ru_maxrss is a high-water mark,
+                so the peak it reports after the runs is the process's peak whatever the interval.
+- onnx       -> `onnxruntime_perf_test -I -m times -r R -x N -y 1 -e cpu [--min_secs S] [--max_secs MAX] M` (-I
+                generates inputs, so no test_data_set folder is needed; the tool does exactly one warm-up run of
+                its own, so W is not passed and the record says so; the time flags are ours, passed only when the
+                rule has them, so a count-only run works with any build).
+- executorch -> `executor_runner --model_path=M --num_executions=W+R --cpu_threads=N [--warmup_executions=W]
+                [--min_secs=S] [--max_secs=MAX]` (the first W iterations are warm-up: the parser drops them; the
+                three flags are ours, passed only when needed).
+Time-based stop rules therefore hold inside every native runner: the record's `stop_rule.applied_by` names the flags.
 
 Commands are argument lists; the device layer quotes them (adb) or runs them without a shell (local), and prefixes
 `taskset MASK` and, when shared libraries are shipped in --runner-dir (libonnxruntime.so), `env LD_LIBRARY_PATH=DIR`
@@ -30,6 +36,12 @@ BINARIES = {"tflite": "benchmark_model", "onnx": "onnxruntime_perf_test", "execu
 # benchmark_model stops after --max_secs (default 150 s) even if fewer than --num_runs ran: lift the limit.
 _BM_MAX_SECS = 24 * 3600
 _ORT_WARMUP = 1  # onnxruntime_perf_test always does one warm-up run before the timed ones
+_BM_MEMORY_MS = 1000  # benchmark_model's peak-memory polling interval (its default 50 ms may perturb timings)
+_STOP_BASIS = {
+    "tflite": "runner flags: benchmark_model --num_runs/--min_secs/--max_secs",
+    "onnx": "runner flags: onnxruntime_perf_test -r/--min_secs/--max_secs",
+    "executorch": "runner flags: executor_runner --num_executions/--warmup_executions/--min_secs/--max_secs",
+}
 
 
 @dataclass(frozen=True)
@@ -44,18 +56,35 @@ class NativeRunner:
         """Runner name used in records and by `parsers.parse_runner_output`."""
         return f"native-{self.binary}"
 
-    def command(self, binary_path: str, artifact_path: str, *, threads: int, runs: int, warmup: int) -> list[str]:
-        """Argument list that runs `artifact_path` with `threads` threads, `warmup` + `runs` inferences."""
+    def command(self, binary_path: str, artifact_path: str, *, threads: int, runs: int, warmup: int,
+                min_seconds: float = 0.0, max_seconds: float | None = None) -> list[str]:
+        """Argument list that runs `artifact_path` with `threads` threads: `warmup` inferences, then timed ones until
+        at least `runs` of them took at least `min_seconds`, stopping at `max_seconds` (the harness's stop rule)."""
         if self.target == "tflite":
+            top = max_seconds if max_seconds is not None else _BM_MAX_SECS
             return [binary_path, f"--graph={artifact_path}", f"--num_threads={threads}", f"--warmup_runs={warmup}",
-                    f"--num_runs={runs}", "--warmup_min_secs=0", "--min_secs=0", f"--max_secs={_BM_MAX_SECS}"]
+                    f"--num_runs={runs}", "--warmup_min_secs=0", f"--min_secs={min_seconds:g}", f"--max_secs={top:g}",
+                    "--report_peak_memory_footprint=true", f"--memory_footprint_check_interval_ms={_BM_MEMORY_MS}"]
+        timing = [("--min_secs", min_seconds)] if min_seconds > 0 else []
+        timing += [("--max_secs", max_seconds)] if max_seconds is not None else []
         if self.target == "onnx":
             return [binary_path, "-I", "-m", "times", "-r", str(runs), "-x", str(threads), "-y", "1", "-e", "cpu",
-                    artifact_path]
+                    *[a for flag, v in timing for a in (flag, f"{v:g}")], artifact_path]
         if self.target == "executorch":
+            extra = [f"--warmup_executions={warmup}"] if warmup > 0 else []
             return [binary_path, f"--model_path={artifact_path}", f"--num_executions={warmup + runs}",
-                    f"--cpu_threads={threads}"]
+                    f"--cpu_threads={threads}", *extra, *[f"{flag}={v:g}" for flag, v in timing]]
         raise AssertionError(f"no native runner for target {self.target}")
+
+    def stop_rule_basis(self) -> str:
+        """How this binary decides its run count (the record's `stop_rule.applied_by`)."""
+        return _STOP_BASIS[self.target]
+
+    def timed_gate(self) -> tuple[str, int]:
+        """(pattern, n): the binary is in its timed runs while exactly n lines of its output match the pattern
+        (benchmark_model prints a `count=` line after the warm-up and another after the timed runs; our runners
+        print `Timed runs: begin` and `Timed runs: end`). A power sampler reading the output file uses it."""
+        return ("count=", 1) if self.target == "tflite" else ("Timed runs:", 1)
 
     def parity_command(self, binary_path: str, artifact_path: str, input_path: str, output_path: str, *,
                        threads: int, input_name: str | None, input_shape: list[int]) -> list[str]:

@@ -3,15 +3,20 @@
 Supported outputs (formats: shared/reference/mobile_benchmark_tools_facts.md sections 1-3, checked against the tools'
 sources):
 - LiteRT/TFLite `benchmark_model`: two `count=` lines (warm-up, then regular runs), the
-  `Inference timings in us: Init: ..., First inference: ..., Warmup (avg): ..., Inference (avg): ...` summary (numbers
-  can be in scientific notation such as `2.95034e+06`), the optional `p5= median= p95=` tail, the `(all same)` form,
-  the legacy `Average inference timings in us: Warmup: ..., Init: ..., Inference|no stats: ...` line, and any line
-  prefix (`INFO: `, logcat's `01-02 03:04:05.678  123  123 I tflite  : `).
+  `Overall peak memory footprint (MB) via periodic monitoring: X` line of `--report_peak_memory_footprint` (the peak
+  of getrusage's ru_maxrss, in MiB) and `Memory footprint delta from the start of the tool (MB): init=X overall=Y`,
+  the `Inference timings in us: Init: ..., First inference: ..., Warmup (avg): ..., Inference (avg): ...` summary
+  (numbers can be in scientific notation such as `2.95034e+06`), the optional `p5= median= p95=` tail, the
+  `(all same)` form, the legacy `Average inference timings in us: Warmup: ..., Init: ..., Inference|no stats: ...`
+  line, and any line prefix (`INFO: `, logcat's `01-02 03:04:05.678  123  123 I tflite  : `).
 - ExecuTorch `executor_runner`: per-iteration `Iteration i of N: X ms` lines when the build prints them (the first
   `warmup` iterations are dropped: the runner has no warm-up of its own), otherwise only
-  `Model executed successfully N time(s) in X ms.` where X is the *sum* over all N runs, so only the mean is known.
+  `Model executed successfully N time(s) in X ms.` where X is the *sum* over all N runs, so only the mean is known;
+  our build adds `Planned memory: B bytes in K buffer(s)`, `Timed runs: end, K runs in X ms` and
+  `Peak RSS: N KB (VmHWM)`.
 - `onnxruntime_perf_test`: session creation (s), first inference (ms), average (ms), request count, and
-  Min/Max/P50/P90/P95/P99/P999 latencies printed in *seconds*.
+  Min/Max/P50/P90/P95/P99/P999 latencies printed in *seconds*; our build adds `Timed runs: end, K runs in X ms` and
+  `Arena max in use: N bytes (...)` (or `Arena max in use: not reported (why)`).
 - The project's Python runners: the last stdout line that is a JSON object with `samples_ms`.
 
 Every parser returns a `ParsedRun` or raises `RunnerOutputError` with one line that quotes the start of the output.
@@ -79,6 +84,8 @@ _BM_SUMMARY = re.compile(r"(?<!Average )Inference timings in us:\s*(.*)$")
 _BM_LEGACY = re.compile(r"Average inference timings in us:\s*(.*)$")
 _BM_INIT_SESSION = re.compile(rf"Initialized session in\s*({_NUM})\s*ms")
 _BM_THREADS = re.compile(r"Num threads:\s*\[(-?\d+)\]")
+_BM_PEAK = re.compile(rf"Overall peak memory footprint \(MB\) via periodic monitoring:\s*({_NUM})")
+_BM_DELTA = re.compile(rf"Memory footprint delta from the start of the tool \(MB\):\s*init=({_NUM})\s+overall=({_NUM})")
 _BM_DELEGATE = re.compile(r"Replacing (\d+)(?: out of (\d+))? node\(s\) with delegate \(([^)]*)\) node, yielding (\d+)")
 
 
@@ -100,6 +107,13 @@ def parse_benchmark_model(stdout: str) -> ParsedRun:
             init_session_ms = _float(m.group(1))
         elif m := _BM_THREADS.search(line):
             threads = int(m.group(1))
+        elif m := _BM_PEAK.search(line):
+            peak_mb = _float(m.group(1))
+            if peak_mb is not None and peak_mb > 0:
+                extra.update(peak_rss_kb=round(peak_mb * 1024), memory_source="benchmark_model "
+                             "--report_peak_memory_footprint (peak ru_maxrss of the tool's process)")
+        elif m := _BM_DELTA.search(line):
+            extra.update(memory_delta_init_mb=_float(m.group(1)), memory_delta_overall_mb=_float(m.group(2)))
         elif m := _BM_DELEGATE.search(line):
             extra.update(delegate=m.group(3), delegated_nodes=int(m.group(1)), partitions=int(m.group(4)))
             if m.group(2):
@@ -204,7 +218,9 @@ _ET_ITER = re.compile(rf"Iteration (\d+) of (\d+):\s*({_NUM})\s*ms")
 _ET_TOTAL = re.compile(rf"Model executed successfully (\d+) time\(s\)(?: in ({_NUM}) ms)?")
 _ET_LOADED = re.compile(rf"Model loaded in ({_NUM}) ms")
 _ET_THREADS = re.compile(r"Resetting threadpool with num threads = (-?\d+)")
-_ET_PEAK_RSS = re.compile(r"Peak RSS: (\d+) KB")  # effvit-deploy's executor_runner build only
+_ET_PEAK_RSS = re.compile(r"Peak RSS: (\d+) KB(?: \((\w+)\))?")  # effvit-deploy's executor_runner build only
+_ET_PLANNED = re.compile(r"Planned memory: (\d+) bytes in (\d+) buffer")
+_TIMED_END = re.compile(rf"^Timed runs: end, (\d+) runs in ({_NUM}) ms")  # our executor_runner and perf runner
 
 
 def parse_executor_runner(stdout: str, *, warmup: int = 0) -> ParsedRun:
@@ -220,6 +236,7 @@ def parse_executor_runner(stdout: str, *, warmup: int = 0) -> ParsedRun:
     iters: list[tuple[int, int, float]] = []
     total: tuple[int, float | None] | None = None
     init_ms = threads = peak_rss_kb = None
+    extra: dict[str, Any] = {}
     for line in stdout.splitlines():
         if m := _ET_ITER.search(line):
             iters.append((int(m.group(1)), int(m.group(2)), _req_float(m.group(3), "executor_runner", stdout)))
@@ -231,10 +248,16 @@ def parse_executor_runner(stdout: str, *, warmup: int = 0) -> ParsedRun:
             threads = int(m.group(1))
         elif m := _ET_PEAK_RSS.search(line):
             peak_rss_kb = int(m.group(1))
+            extra["memory_source"] = f"executor_runner: {m.group(2) or 'ru_maxrss'} of its own process"
+        elif m := _ET_PLANNED.search(line):
+            extra.update(arena_bytes=int(m.group(1)), arena_buffers=int(m.group(2)),
+                         arena_source="MethodMeta memory-planned buffers (delegate workspaces not included)")
+        else:
+            _timed_end(line, extra)
     if total is None:
         raise _error("executor_runner", "no 'Model executed successfully' line; the run did not finish", stdout)
     n_total, total_ms = total
-    extra: dict[str, Any] = {"num_executions": n_total}
+    extra["num_executions"] = n_total
     if peak_rss_kb is not None:
         extra["peak_rss_kb"] = peak_rss_kb
 
@@ -271,6 +294,7 @@ _ORT_FIRST = re.compile(rf"First inference time cost:\s*({_NUM})\s*ms")
 _ORT_REQUESTS = re.compile(r"(?:Total inference requests|Total iterations):\s*(\d+)")
 _ORT_AVERAGE = re.compile(rf"Average (?:inference )?time cost(?: total)?:\s*({_NUM})\s*ms")
 _ORT_PEAK = re.compile(r"Peak working set size:\s*(\d+)\s*bytes")
+_ORT_ARENA = re.compile(r"Arena max in use:\s*(?:(\d+) bytes|not reported \((.*)\))")
 _ORT_LATENCY = re.compile(rf"\b(Min|Max|P50|P90|P95|P99|P999) Latency(?: is)?:?\s*({_NUM})\s*s(?:ec)?\b")
 
 
@@ -281,6 +305,7 @@ def parse_perf_test(stdout: str) -> ParsedRun:
     """
     session_s = first_ms = n = mean_ms = peak_bytes = None
     lat: dict[str, float | None] = {}
+    extra: dict[str, Any] = {}
     for line in stdout.splitlines():
         if m := _ORT_SESSION.search(line):
             session_s = _float(m.group(1))
@@ -295,6 +320,14 @@ def parse_perf_test(stdout: str) -> ParsedRun:
         elif m := _ORT_LATENCY.search(line):
             value = _float(m.group(2))
             lat[m.group(1)] = value * 1000.0 if value is not None else None
+        elif m := _ORT_ARENA.search(line):
+            if m.group(1) is not None:
+                extra.update(arena_bytes=int(m.group(1)),
+                             arena_source="session CPU allocator MaxInUse (AllocatorGetStats)")
+            else:
+                extra["arena_reason"] = f"onnxruntime: {m.group(2)}"
+        else:
+            _timed_end(line, extra)
     if mean_ms is None and lat.get("P50") is None:
         raise _error("onnxruntime_perf_test", "no 'Average inference time cost' and no 'P50 Latency' line", stdout)
     stats = {
@@ -307,12 +340,21 @@ def parse_perf_test(stdout: str) -> ParsedRun:
         "n": n,
         "basis": "runner",
     }
-    extra: dict[str, Any] = {f"{k.lower()}_ms": v for k, v in lat.items()
-                             if k in ("P95", "P99", "P999") and v is not None}
+    extra.update({f"{k.lower()}_ms": v for k, v in lat.items() if k in ("P95", "P99", "P999") and v is not None})
     if peak_bytes is not None:
         extra["peak_rss_kb"] = peak_bytes // 1024
+        extra["memory_source"] = "onnxruntime_perf_test: peak working set of its process (VmHWM in our build)"
     init_ms = session_s * 1000.0 if session_s is not None else None
     return ParsedRun(stats=stats, init_ms=init_ms, first_ms=first_ms, extra=extra)
+
+
+def _timed_end(line: str, extra: dict[str, Any]) -> None:
+    """Our runners' `Timed runs: end, K runs in X ms` line -> extra timed_runs, timed_s."""
+    if m := _TIMED_END.search(line.strip()):
+        ms = _float(m.group(2))
+        extra["timed_runs"] = int(m.group(1))
+        if ms is not None:
+            extra["timed_s"] = ms / 1000.0
 
 
 # --- the project's Python runners -----------------------------------------------------------------------------------

@@ -28,16 +28,17 @@ _END = "@end"  # a block without it was cut off when the sampler was killed: not
 
 
 def sampler_script(out_path: str, interval_s: float = DEFAULT_INTERVAL_S, root: str = POWER_SUPPLY,
-                   only_while: str | None = None) -> str:
+                   only_while: str | None = None, only_if: str | None = None) -> str:
     """A POSIX/mksh loop that appends one block of readings per interval to `out_path` until killed.
 
     Each block: a `@sample` line, then `name key value` for every battery-type supply's status, current_now,
     voltage_now and power_now that exists, then `@end`. Only toybox/busybox applets (cat, sleep) are used.
     With `only_while`, a block is written only while that file exists (the python runner creates it for exactly
-    its timed runs), so load and warm-up do not count.
+    its timed runs), so load and warm-up do not count; `only_if` is any shell condition instead (see `log_gate`).
     """
     root_q = shlex.quote(root)
     gate = f"[ -e {shlex.quote(only_while)} ] && " if only_while else ""
+    gate = f"{only_if} && " if only_if else gate
     return (
         f"while :; do {gate}{{ echo {_MARK}; for d in {root_q}/*; do "
         '[ "$(cat "$d/type" 2>/dev/null)" = Battery ] || continue; n=${d##*/}; '
@@ -45,6 +46,21 @@ def sampler_script(out_path: str, interval_s: float = DEFAULT_INTERVAL_S, root: 
         '[ -r "$d/$k" ] && echo "$n $k $(cat "$d/$k" 2>/dev/null)"; done; done; '
         f"echo {_END}; }}; sleep {interval_s:g}; done >> {shlex.quote(out_path)} 2>/dev/null"
     )
+
+
+def log_gate(paths: Sequence[str], pattern: str, count: int) -> str:
+    """A shell condition true while exactly `count` lines of the files match the fixed string `pattern`: a native
+    runner's output file says when its timed runs go on (`NativeRunner.timed_gate`; the runners flush each line)."""
+    files = " ".join(shlex.quote(p) for p in paths)
+    return f'[ "$(cat {files} 2>/dev/null | grep -c -F {shlex.quote(pattern)})" = {int(count)} ]'
+
+
+def logged(argv: Sequence[str], out: str, err: str) -> str:
+    """A shell command running `argv` with its output in files (for `log_gate`), then replaying them on stdout
+    and stderr and exiting with the runner's code."""
+    o, e = shlex.quote(out), shlex.quote(err)
+    return (f"{shlex.join(argv)} > {o} 2> {e} < /dev/null; rc=$?; cat {o}; cat {e} >&2; rm -f {o} {e}; "
+            "exit $rc")
 
 
 @dataclass(frozen=True)

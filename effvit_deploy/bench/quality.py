@@ -43,17 +43,27 @@ def annotate(rec: BenchRecord) -> None:
     else:
         rec.extra.setdefault("memory_source", f"none: {rec.runner} reported no peak memory")
     arena = rec.extra.get("arena_bytes")
-    if isinstance(arena, int) and arena > 0:
+    if isinstance(arena, int) and not isinstance(arena, bool) and arena >= 0:  # 0: everything delegated
         rec.arena_bytes = arena
     else:
-        rec.extra.setdefault("arena_reason", _ARENA_REASONS.get(rec.target, "not reported by the runtime"))
+        reason = _ARENA_REASONS.get((family, rec.target), "not reported by the runtime")
+        rec.extra.setdefault("arena_reason", reason)
 
 
-# Checked against the installed packages: the Python bindings expose no planned-arena size.
+# Checked against the installed packages and TF 2.14.1's benchmark tool source. Where a runner reports the figure
+# (our executor_runner: MethodMeta planned buffers; our onnxruntime_perf_test: the session allocator's MaxInUse),
+# `arena_bytes` is set from its output and its `arena_source` says what it is.
 _ARENA_REASONS = {
-    "executorch": "not exposed: the executorch pybindings' MethodMeta has no memory-planned buffer sizes",
-    "tflite": "not exposed: the LiteRT Python Interpreter reports no arena size",
-    "onnx": "not exposed: onnxruntime has no planned-arena figure",
+    ("python", "executorch"): "not exposed: the executorch pybindings' MethodMeta has no memory-planned buffer sizes",
+    ("python", "tflite"): "not exposed: the LiteRT Python Interpreter reports no arena size",
+    ("python", "onnx"): "not exposed: onnxruntime's Python API has no allocator statistics",
+    ("native", "tflite"): "not reported: TFLite 2.14.1's benchmark_model prints no arena size (its "
+                          "--print_postinvoke_state dump estimates it from tensor addresses after every run)",
+    ("native", "executorch"): "not reported by this executor_runner (no 'Planned memory' line)",
+    ("native", "onnx"): "not reported by this onnxruntime_perf_test (no 'Arena max in use' line)",
+    ("app", "tflite"): "not read by the app (the LiteRT Java Interpreter has no arena-size call)",
+    ("app", "executorch"): "not read by the app",
+    ("app", "onnx"): "not read by the app",
 }
 
 
@@ -96,9 +106,11 @@ def energy_fields(out: Any, rec: BenchRecord) -> dict[str, Any]:
     power, note = getattr(out, "power", None), getattr(out, "power_note", None)
     if power is None:
         return {"energy": None, "reason": note or f"{rec.runner}: no power sampler for this runner"}
-    if not rec.ok or not rec.samples_ms:
+    stats = rec.stats or {}
+    inferences = len(rec.samples_ms) if rec.samples_ms else stats.get("n")  # benchmark_model: count and mean only
+    if not rec.ok or not isinstance(inferences, int) or inferences <= 0:
         return {"energy": None, "reason": "no timed runs to divide the energy over"}
     seconds = rec.extra.get("timed_s")
-    if not isinstance(seconds, int | float) or seconds <= 0:
-        seconds = sum(rec.samples_ms) / 1000.0  # runner did not time the loop: the runs' own sum
-    return energy(parse_samples(power), inferences=len(rec.samples_ms), seconds=float(seconds))
+    if not isinstance(seconds, int | float) or seconds <= 0:  # runner did not time the loop: the runs' own sum
+        seconds = sum(rec.samples_ms) / 1000.0 if rec.samples_ms else inferences * float(stats["mean_ms"]) / 1000.0
+    return energy(parse_samples(power), inferences=inferences, seconds=float(seconds))

@@ -5,8 +5,11 @@ has `error` (and usually `stderr_tail`) set and `stats` set to None, so a sweep 
 re-run retries it (only successful records count as done).
 
 The `key` is a stable hash over what makes two measurements "the same configuration": device (serial and model),
-artifact sha256, model, resolution, target, precision, threads, core mask, runner kind, runs and warm-up. A sweep
-that finds a successful record with the same key skips that configuration, which is how an interrupted sweep resumes.
+artifact sha256, model, resolution, target, precision, threads, core mask, runner kind, runs (the stop rule's
+min_runs), warm-up and the rest of the stop rule (min_seconds, max_seconds). A sweep that finds a successful record
+with the same key skips that configuration, which is how an interrupted sweep resumes; a different stop rule is a
+different key, so it is measured again. A count-only rule (min_seconds 0, no max_seconds) hashes exactly as keys did
+before the stop rule existed, so older results files still resume.
 
 Example:
     >>> rec = BenchRecord(device_serial="local", device={"model": "x86_64"}, model="efficientvit-b1",
@@ -50,6 +53,8 @@ KEY_FIELDS = (
     "runner",
     "runs",
     "warmup",
+    "min_seconds",
+    "max_seconds",
 )
 
 
@@ -67,8 +72,14 @@ def record_key(
     runner: str,
     runs: int,
     warmup: int,
+    min_seconds: float = 0.0,
+    max_seconds: float | None = None,
 ) -> str:
-    """Stable hash (24 hex chars) of the configuration fields; the same inputs give the same key in any process."""
+    """Stable hash (24 hex chars) of the configuration fields; the same inputs give the same key in any process.
+
+    `min_seconds` / `max_seconds` enter the hash only when they differ from a count-only rule (0, None), so keys of
+    records made before the stop rule existed are unchanged.
+    """
     values = dict(
         device_serial=device_serial,
         device_model=device_model,
@@ -83,6 +94,10 @@ def record_key(
         runs=runs,
         warmup=warmup,
     )
+    if min_seconds:
+        values["min_seconds"] = float(min_seconds)
+    if max_seconds is not None:
+        values["max_seconds"] = float(max_seconds)
     canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
@@ -159,6 +174,17 @@ class BenchRecord:
     def ok(self) -> bool:
         """True for a successful measurement (no error and statistics present)."""
         return self.error is None and self.stats is not None
+
+    @property
+    def min_seconds(self) -> float:
+        """The stop rule's minimum duration of the timed runs (0: count only)."""
+        return float((self.stop_rule or {}).get("min_seconds") or 0.0)
+
+    @property
+    def max_seconds(self) -> float | None:
+        """The stop rule's maximum duration of the timed runs (None: no limit)."""
+        value = (self.stop_rule or {}).get("max_seconds")
+        return float(value) if value is not None else None
 
     def compute_key(self) -> str:
         """The key this record's configuration hashes to (see `record_key`)."""

@@ -1,14 +1,22 @@
 // executor_runner for effvit-deploy: loads a .pte with the standalone ExecuTorch runtime that the executorch wheel
 // ships (executorch/lib, XNNPACK backend linked), runs `forward` and logs like upstream's
 // examples/portable/executor_runner (same flags, same "Model executed successfully" line), plus what the harness
-// records: every iteration's time, the load time and the peak RSS.
+// records: every iteration's time, the load time, the memory-planned buffers and the peak RSS (VmHWM).
 //
 //   executor_runner --model_path=m.pte --num_executions=60 --cpu_threads=1
+//   executor_runner --model_path=m.pte --num_executions=60 --warmup_executions=10 --min_secs=5 --max_secs=60
 //   executor_runner --model_path=m.pte --num_executions=1 --cpu_threads=1 --inputs=x.bin --output_file=y.bin
 //
 // --inputs: raw little-endian float32 values of input 0 (converted to the input's dtype); without it every input is
-// all ones, as upstream. --output_file: output 0 as raw float32 (written whole, then renamed). Exit codes: 0 ok,
-// 1 the runtime failed (load, execute), 2 bad arguments.
+// all ones, as upstream. --output_file: output 0 as raw float32 (written whole, then renamed).
+// Our stop rule (not upstream's): the first --warmup_executions (default 0) of the --num_executions are warm-up;
+// the timed ones after them continue until --num_executions in all AND --min_secs of timed runs, and stop at
+// --max_secs of timed runs (at least one). `Iteration i of N` then names N = --num_executions, the minimum.
+// Printed beside upstream's lines (the harness's parser reads them; keep them stable):
+//   Planned memory: <bytes> bytes in <k> buffer(s)      sum of MethodMeta::memory_planned_buffer_size(i)
+//   Timed runs: begin / Timed runs: end, <k> runs in <ms> ms   around the timed executions (flushed at once)
+//   Peak RSS: <kB> KB (VmHWM)                            /proc/self/status VmHWM (ru_maxrss where it is absent)
+// Exit codes: 0 ok, 1 the runtime failed (load, execute), 2 bad arguments.
 #include <executorch/extension/data_loader/file_data_loader.h>
 #include <executorch/extension/tensor/tensor_ptr.h>
 #include <executorch/runtime/executor/method.h>
@@ -136,16 +144,27 @@ int main(int argc, char** argv) {
   effvit::Flags flags(argc, argv, {});
   const std::string model_path = flags.str("model_path", "model.pte");
   const std::string method_name = flags.str("method_name", "forward");
-  long num_executions = 1, cpu_threads = -1;
-  if (!flags.integer("num_executions", 1, &num_executions) || !flags.integer("cpu_threads", -1, &cpu_threads))
+  long num_executions = 1, cpu_threads = -1, warmup_executions = 0;
+  if (!flags.integer("num_executions", 1, &num_executions) || !flags.integer("cpu_threads", -1, &cpu_threads) ||
+      !flags.integer("warmup_executions", 0, &warmup_executions))
     return 2;
   if (num_executions < 1) {
     std::fprintf(stderr, "error: --num_executions must be >= 1\n");
     return 2;
   }
+  if (warmup_executions < 0 || warmup_executions >= num_executions) {
+    std::fprintf(stderr, "error: --warmup_executions must be >= 0 and below --num_executions\n");
+    return 2;
+  }
+  effvit::StopRule rule;
+  rule.min_runs = num_executions - warmup_executions;
+  if ((flags.has("min_secs") && !effvit::seconds("min_secs", flags.str("min_secs"), &rule.min_secs)) ||
+      (flags.has("max_secs") && !effvit::seconds("max_secs", flags.str("max_secs"), &rule.max_secs)))
+    return 2;
   for (const auto& name : flags.names()) {
-    static const std::vector<std::string> known = {"model_path", "method_name", "num_executions", "cpu_threads",
-                                                   "inputs", "output_file"};
+    static const std::vector<std::string> known = {"model_path",  "method_name", "num_executions",
+                                                   "cpu_threads", "inputs",      "output_file",
+                                                   "warmup_executions", "min_secs", "max_secs"};
     bool ok = false;
     for (const auto& k : known) ok = ok || k == name;
     if (!ok) {
@@ -181,11 +200,14 @@ int main(int argc, char** argv) {
   // Memory-planned buffers, sized by the program (what upstream's runner does).
   std::vector<std::unique_ptr<uint8_t[]>> planned;
   std::vector<Span<uint8_t>> spans;
+  size_t planned_bytes = 0;
   for (size_t id = 0; id < meta->num_memory_planned_buffers(); ++id) {
     const size_t size = static_cast<size_t>(meta->memory_planned_buffer_size(id).get());
     planned.emplace_back(new uint8_t[size]);
     spans.emplace_back(planned.back().get(), size);
+    planned_bytes += size;
   }
+  LOG_I("Planned memory: %zu bytes in %zu buffer(s)", planned_bytes, spans.size());
   HierarchicalAllocator planned_memory({spans.data(), spans.size()});
   std::vector<uint8_t> method_pool(kMethodPoolBytes), temp_pool(kTempPoolBytes);
   MemoryAllocator method_allocator(static_cast<uint32_t>(method_pool.size()), method_pool.data());
@@ -244,8 +266,16 @@ int main(int argc, char** argv) {
   LOG_I("Model loaded in %.3f ms.", effvit::now_ms() - load_start);
   if (pool != nullptr) LOG_I("Threadpool threads = %zu", pool->get_thread_count());
 
-  double total = 0.0;
-  for (long i = 1; i <= num_executions; ++i) {
+  double total = 0.0, timed_start = 0.0;
+  long executed = 0;
+  for (long i = 1;; ++i) {
+    if (i == warmup_executions + 1) {
+      effvit::timed_begin();
+      timed_start = effvit::now_ms();
+    }
+    if (i > warmup_executions &&
+        rule.done(i - 1 - warmup_executions, (effvit::now_ms() - timed_start) / 1000.0))
+      break;
     const double t0 = effvit::now_ms();
     const Error status = method->execute();
     const double dt = effvit::now_ms() - t0;
@@ -254,10 +284,13 @@ int main(int argc, char** argv) {
       return 1;
     }
     total += dt;
+    executed = i;
     LOG_I("Iteration %ld of %ld: %.4f ms", i, num_executions, dt);
   }
-  LOG_I("Model executed successfully %ld time(s) in %.4f ms.", num_executions, total);
-  LOG_I("Peak RSS: %ld KB", effvit::peak_rss_kb());
+  effvit::timed_end(executed - warmup_executions, effvit::now_ms() - timed_start);
+  LOG_I("Model executed successfully %ld time(s) in %.4f ms.", executed, total);
+  const long hwm = effvit::vm_hwm_kb();
+  LOG_I("Peak RSS: %ld KB (%s)", hwm > 0 ? hwm : effvit::peak_rss_kb(), hwm > 0 ? "VmHWM" : "ru_maxrss");
 
   const EValue& out = method->get_output(0);
   if (!out.isTensor()) {

@@ -7,7 +7,13 @@
 // Like upstream: -I makes random inputs (seed -S), one warm-up run precedes the -r timed runs, latencies are printed
 // in seconds with percentiles taken at index floor(n * p) of the sorted times. Our additions: --input_file (raw
 // float32 values of input 0, converted to its dtype) and --output_file (output 0 as raw float32, written whole then
-// renamed), for the harness's parity check. Exit codes: 0 ok, 1 the runtime failed, 2 bad arguments.
+// renamed), for the harness's parity check; --min_secs S / --max_secs S (-m times only): the timed runs continue
+// until -r runs AND S seconds, and stop after --max_secs seconds (at least one run), the harness's stop rule.
+// Printed beside upstream's lines (the harness's parser reads them; keep them stable):
+//   Timed runs: begin / Timed runs: end, <k> runs in <ms> ms   around the timed runs (flushed at once)
+//   Arena max in use: <bytes> bytes (<allocator stats>)        the session CPU allocator's MaxInUse, when it has stats
+//   Peak working set size: <bytes> bytes                       VmHWM from /proc/self/status (upstream's name)
+// Exit codes: 0 ok, 1 the runtime failed, 2 bad arguments.
 #include <onnxruntime_cxx_api.h>
 
 #include <algorithm>
@@ -32,12 +38,14 @@ struct Options {
   std::string provider = "cpu";
   bool generate = false;
   std::string input_file, output_file;
+  double min_secs = 0.0, max_secs = 0.0;
 };
 
 int usage(const char* why) {
   std::fprintf(stderr,
                "error: %s\nusage: onnxruntime_perf_test [-I] [-m times|duration] [-r N] [-t S] [-x intra] "
-               "[-y inter] [-e cpu] [-o 0|1|2|99] [-S seed] [--input_file F] [--output_file F] model.onnx\n",
+               "[-y inter] [-e cpu] [-o 0|1|2|99] [-S seed] [--input_file F] [--output_file F] [--min_secs S] "
+               "[--max_secs S] model.onnx\n",
                why);
   return 2;
 }
@@ -66,6 +74,8 @@ int parse(int argc, char** argv, Options* o) {
       o->input_file = argv[++i];
     } else if (a == "--output_file" && i + 1 < argc) {
       o->output_file = argv[++i];
+    } else if ((a == "--min_secs" || a == "--max_secs") && i + 1 < argc) {
+      if (!effvit::seconds(a.substr(2), argv[++i], a == "--min_secs" ? &o->min_secs : &o->max_secs)) return 2;
     } else if (a == "-r" || a == "-t" || a == "-x" || a == "-y" || a == "-o" || a == "-S") {
       long v = 0;
       if (!value(&v)) return usage(("option " + a + " needs a whole number").c_str());
@@ -149,6 +159,23 @@ bool make_input(ONNXTensorElementDataType type, size_t count, const std::vector<
   return true;
 }
 
+// The session's CPU allocator statistics (the BFC arena: MaxInUse is its peak bytes in use), or why there are none.
+void print_arena(const Ort::Session& session, const Ort::MemoryInfo& cpu) {
+  try {
+    Ort::Allocator allocator(session, cpu);
+    Ort::KeyValuePairs stats = allocator.GetStats();
+    const char* max_in_use = stats.GetValue("MaxInUse");
+    const char* total = stats.GetValue("TotalAllocated");
+    if (max_in_use == nullptr) {
+      std::printf("Arena max in use: not reported (the allocator has no MaxInUse statistic)\n");
+      return;
+    }
+    std::printf("Arena max in use: %s bytes (TotalAllocated %s)\n", max_in_use, total ? total : "?");
+  } catch (const Ort::Exception& e) {
+    std::printf("Arena max in use: not reported (%s)\n", e.what());
+  }
+}
+
 double percentile(const std::vector<double>& sorted, double p) {
   size_t index = static_cast<size_t>(static_cast<double>(sorted.size()) * p);
   return sorted[std::min(index, sorted.size() - 1)];
@@ -225,14 +252,21 @@ int main(int argc, char** argv) {
     std::printf("First inference time cost: %g ms\n", effvit::now_ms() - w0);
 
     std::vector<double> times;
+    effvit::StopRule rule;
+    rule.min_runs = o.repeat;
+    rule.min_secs = o.min_secs;
+    rule.max_secs = o.max_secs;
+    effvit::timed_begin();
     const double start = effvit::now_ms();
     const double deadline = start + static_cast<double>(o.duration_s) * 1000.0;
-    while (o.mode == "times" ? static_cast<long>(times.size()) < o.repeat : effvit::now_ms() < deadline) {
+    while (o.mode == "times" ? !rule.done(static_cast<long>(times.size()), (effvit::now_ms() - start) / 1000.0)
+                             : effvit::now_ms() < deadline) {
       const double t0 = effvit::now_ms();
       outputs = run();
       times.push_back((effvit::now_ms() - t0) / 1000.0);
     }
     const double total_s = (effvit::now_ms() - start) / 1000.0;
+    effvit::timed_end(static_cast<long>(times.size()), total_s * 1000.0);
     double sum = 0.0;
     for (double t : times) sum += t;
     std::vector<double> sorted(times);
@@ -240,7 +274,9 @@ int main(int argc, char** argv) {
     std::printf("Total inference time cost: %g s\n", total_s);
     std::printf("Total inference requests: %zu\n", times.size());
     std::printf("Average inference time cost: %g ms\n", sum / static_cast<double>(times.size()) * 1000.0);
-    std::printf("Peak working set size: %ld bytes\n", effvit::peak_rss_kb() * 1024L);
+    print_arena(session, cpu);
+    const long hwm = effvit::vm_hwm_kb();
+    std::printf("Peak working set size: %ld bytes\n", (hwm > 0 ? hwm : effvit::peak_rss_kb()) * 1024L);
     std::printf("Min Latency: %g s\n", sorted.front());
     std::printf("Max Latency: %g s\n", sorted.back());
     std::printf("P50 Latency: %g s\n", percentile(sorted, 0.50));

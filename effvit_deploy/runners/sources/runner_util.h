@@ -31,6 +31,51 @@ inline long peak_rss_kb() {
   return usage.ru_maxrss;
 }
 
+// VmHWM (peak resident memory, KiB) from /proc/self/status, the figure the harness records for every runner; -1
+// where /proc has no such line.
+inline long vm_hwm_kb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  }
+  return -1;
+}
+
+// The harness's stop rule for timed runs: at least `min_runs` AND at least `min_secs`, never past `max_secs` (but at
+// least one run). max_secs <= 0 means no upper limit.
+struct StopRule {
+  long min_runs = 1;
+  double min_secs = 0.0;
+  double max_secs = 0.0;
+  bool done(long runs, double elapsed_s) const {
+    if (max_secs > 0.0 && runs >= 1 && elapsed_s >= max_secs) return true;
+    return runs >= min_runs && elapsed_s >= min_secs;
+  }
+};
+
+// Markers around the timed runs (flushed at once: a power sampler beside the runner reads only between them, from
+// the runner's output file).
+inline void timed_begin() {
+  std::printf("Timed runs: begin\n");
+  std::fflush(stdout);
+}
+inline void timed_end(long runs, double ms) {
+  std::printf("Timed runs: end, %ld runs in %.4f ms\n", runs, ms);
+  std::fflush(stdout);
+}
+
+// A seconds value (`--min_secs=1.5`); false (and a message on stderr) when it is not a number >= 0.
+inline bool seconds(const std::string& name, const std::string& text, double* out) {
+  char* end = nullptr;
+  *out = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || *out < 0.0) {
+    std::fprintf(stderr, "error: --%s=%s is not a number of seconds >= 0\n", name.c_str(), text.c_str());
+    return false;
+  }
+  return true;
+}
+
 // Whole file as bytes; false when it cannot be read.
 inline bool read_file(const std::string& path, std::vector<char>* out) {
   std::ifstream in(path, std::ios::binary);
