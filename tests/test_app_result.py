@@ -13,7 +13,7 @@ from effvit_deploy.bench.parsers import RunnerOutputError
 
 def ok_result(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "schema": 1, "app": "org.effvit.bench", "app_version": "0.1.0", "status": "ok", "error": None,
+        "schema": 2, "app": "org.effvit.bench", "app_version": "0.1.0", "status": "ok", "error": None,
         "runner": "app-litert", "runtime": "tflite", "runtime_version": "1.4.0", "delegate": None,
         "model": "/data/local/tmp/effvit/models/x.tflite", "threads": 4, "warmup": 1, "runs": 3,
         "device": {"model": "Pixel 8", "sdk": 35}, "backends": {"tflite": True, "executorch": False, "onnx": True},
@@ -21,7 +21,7 @@ def ok_result(**changes: Any) -> dict[str, Any]:
         "stats": {"median_ms": 11.0}, "peak_rss_kb": 81234, "input": {"shape": [1, 3, 224, 224], "source": "seed:1234"},
         "output": {"shape": [1, 1000], "count": 1000, "sum": 1.5, "abs_sum": 800.0, "argmax": 7, "finite": True,
                    "first": [0.1] * 16, "values": [0.1] * 1000},
-        "wall_ms": 200.0}
+        "wall_ms": 200.0, "stop_rule": {"min_runs": 3, "min_seconds": 0.0, "max_seconds": None}, "timed_s": 0.033}
     data.update(changes)
     return data
 
@@ -39,6 +39,7 @@ def test_ok_result_becomes_a_parsed_run() -> None:
     assert parsed.extra["output"]["argmax"] == 7 and parsed.extra["peak_rss_kb"] == 81234
     assert "emulated" not in parsed.extra
     assert parse_app_result(json.dumps(ok_result(device={"emulated": True}))).extra["emulated"] is True
+    assert parsed.extra["timed_s"] == 0.033 and parsed.extra["app_stop_rule"]["min_runs"] == 3
 
 
 @pytest.mark.parametrize(("data", "fragment"), [
@@ -53,7 +54,7 @@ def test_ok_result_becomes_a_parsed_run() -> None:
     (ok_result(samples_ms=[]), "samples_ms is empty"),
     (ok_result(samples_ms=[1.0, "x"]), "not all numbers"),
     (ok_result(status="weird"), "unknown status 'weird'"),
-    (ok_result(schema=2), "newer than this harness"),
+    (ok_result(schema=3), "newer than this harness"),
     ([1, 2], "not a JSON object"),
 ])
 def test_bad_or_failed_results_raise_with_the_reason(data: Any, fragment: str) -> None:

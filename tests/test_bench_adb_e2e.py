@@ -263,8 +263,11 @@ def test_native_runners_pushed_and_run_under_taskset(adb_phone_factory: Callable
     assert f"LD={bin_dir}" in (bin_dir / "onnxruntime_perf_test.args").read_text()
     assert "--num_executions=4 --cpu_threads=1" in (bin_dir / "executor_runner.args").read_text()
     cmds = [c for c in phone.commands if "/bin/benchmark_model --graph" in c]
-    assert len(cmds) == 1 and ("(taskset 80 env LD_LIBRARY_PATH=/data/local/tmp/effvit/bin "
-                               "/data/local/tmp/effvit/bin/benchmark_model --graph=") in cmds[0]
+    # pinned (taskset outermost), output into files for the power sampler's gate, which runs on a little core
+    assert len(cmds) == 1 and "taskset 80 sh -c" in cmds[0] and "taskset 1 sh -c" in cmds[0]
+    assert ("env LD_LIBRARY_PATH=/data/local/tmp/effvit/bin /data/local/tmp/effvit/bin/benchmark_model --graph="
+            in cmds[0])
+    assert bm.stop_rule is not None and bm.stop_rule["applied_by"].startswith("runner flags: benchmark_model")
     # a crashing binary is an error record with its stderr
     (runner_dir / "benchmark_model").write_text(CRASHING)
     store2 = ResultStore(tmp_path / "r2.jsonl")

@@ -59,8 +59,8 @@ def artifact(tmp_path: Path, target: str) -> dict[str, Any]:
 
 def run(emu: AdbEmulator, cfgs: list[Configuration], tmp_path: Path, apk: Path, *, runner: str = "app",
         on_event: Callable[[engine.ProgressEvent], None] | None = None, timeout_s: float = 120.0,
-        store: ResultStore | None = None) -> tuple[engine.SweepSummary, ResultStore]:
-    spec = SweepSpec(name="app", configurations=tuple(interleave(cfgs)), runs=3, warmup=2)
+        store: ResultStore | None = None, **rule: Any) -> tuple[engine.SweepSummary, ResultStore]:
+    spec = SweepSpec(name="app", configurations=tuple(interleave(cfgs)), runs=3, warmup=2, **rule)
     options = engine.RunOptions.from_sweep(spec, runner=runner, apk=apk, timeout_s=timeout_s, rerun=True)
     devices = open_devices([f"adb:{emu.serial}"])
     plans = engine.plan_sweep(devices, spec, options)
@@ -253,3 +253,35 @@ def test_output_for_a_verification_input(phone: tuple[AdbEmulator, EmulatedApp],
     app.fault = "crash"
     with pytest.raises(RunnerOutputError, match="ended without writing its result"):
         session.output_for_input(remote, "tflite", tmp_path / "verify.input.npy", threads=2, timeout=60)
+
+
+EMULATED_WATTS = 0.42 * 3.87  # the emulated battery (tests/adb_emulator/profiles.py): 420 mA at 3.87 V
+
+
+def test_app_stop_rule_and_energy_during_its_timed_runs(phone: tuple[AdbEmulator, EmulatedApp], apk: Path,
+                                                        tmp_path: Path) -> None:
+    emu, _ = phone
+    summary, store = run(emu, configs(threads=(1,)), tmp_path, apk, min_seconds=1.0, max_seconds=30.0)
+    assert (summary.measured, summary.failed) == (1, 0), [r.error for r in store.records()]
+    [rec] = store.records()
+    # the app's loop held the rule: 3 runs were not enough, it ran on for 1 s (runs of >= 1 ms: < 1000 of them)
+    assert 3 < len(rec.samples_ms) <= 1000 and rec.extra["timed_s"] >= 1.0
+    assert rec.extra["app_stop_rule"] == {"min_runs": 3, "min_seconds": 1.0, "max_seconds": 30.0}
+    assert rec.stop_rule == {"min_runs": 3, "min_seconds": 1.0, "max_seconds": 30.0,
+                             "applied_by": "app loop (extras min_seconds/max_seconds)"}
+    start = next(c for c in emu.commands if "am start -W" in c)
+    assert "--ef min_seconds 1 --ef max_seconds 30 --es timed_flag " in start
+    # the sampler read the emulated battery only while the app's flag file existed
+    e = rec.energy
+    assert e is not None and e.get("samples", 0) >= 3, e
+    assert e["mean_power_w"] == pytest.approx(EMULATED_WATTS, rel=1e-3)
+    per_run_s = rec.extra["timed_s"] / len(rec.samples_ms)
+    assert e["energy_per_inference_mj"] == pytest.approx(EMULATED_WATTS * per_run_s * 1000, rel=1e-2)
+    assert "app is not pinned" in e["method"]
+    assert rec.peak_rss_kb and rec.peak_rss_kb > 10_000  # the stand-in JVM's own VmHWM
+    assert not list(emu.host_path(RESULT_DIR).iterdir())  # result, flag and samples removed
+    assert not list(emu.host_path("/data/local/tmp/effvit/results").iterdir())
+    # a different stop rule is a different record key: a resumed sweep measures it again
+    spec_keys = {r.key for r in store.records()}
+    summary2, _ = run(emu, configs(threads=(1,)), tmp_path, apk, store=store, min_seconds=0.5)
+    assert summary2.measured == 1 and {r.key for r in summary2.records}.isdisjoint(spec_keys)

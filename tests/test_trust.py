@@ -250,3 +250,90 @@ def test_compare_names_files_that_share_a_name(cli: Callable[..., tuple[int, str
     b = _write(tmp_path / "after" / "quick.jsonl", [_record([10.0 + i % 3 for i in range(30)])])
     code, out, _ = cli("compare", a, b)
     assert code == 0 and "| before/quick ms | after/quick ms |" in out and "| within noise |" in out
+
+
+# --- native runners on an emulated phone: stop-rule flags, memory and arena lines, energy gated on their output --
+
+# Fake binaries printing our runners' documented lines (effvit_deploy/runners/sources/*.cpp) with a 1.2 s timed
+# section, and their shell's real VmHWM from /proc (the emulator maps no /proc/PID path: it is this machine's).
+_FAKE_ET = """#!/bin/sh
+echo "$@" > "$(dirname "$0")/executor_runner.args"
+echo "I 00:00:00.001 executorch:executor_runner.cpp:210] Planned memory: 53216 bytes in 1 buffer(s)"
+echo "I 00:00:00.002 executorch:executor_runner.cpp:266] Model loaded in 183.4 ms."
+echo "I 00:00:00.003 executorch:executor_runner.cpp:281] Iteration 1 of 4: 9.0 ms"
+echo "Timed runs: begin"
+sleep 1.2
+n=1
+for t in 2.0 3.0 4.0; do n=$((n+1)); echo "I executor_runner.cpp:281] Iteration $n of 4: $t ms"; done
+echo "Timed runs: end, 3 runs in 1200.0 ms"
+echo "I executor_runner.cpp:291] Model executed successfully 4 time(s) in 18.0 ms."
+echo "I executor_runner.cpp:293] Peak RSS: $(awk '/^VmHWM:/ {print $2}' /proc/$$/status) KB (VmHWM)"
+"""
+_FAKE_BM = """#!/bin/sh
+echo "$@" > "$(dirname "$0")/benchmark_model.args"
+echo "INFO: Initialized session in 20.5ms."
+echo "INFO: count=1 curr=3000"
+sleep 1.2
+echo "INFO: count=4 first=300000 curr=300000 min=290000 max=310000 avg=300000 std=8000"
+echo "INFO: Inference timings in us: Init: 20500, First inference: 3000, Warmup (avg): 3000, Inference (avg): 300000"
+echo "INFO: Overall peak memory footprint (MB) via periodic monitoring: 36.3281"
+"""
+
+
+def test_native_runners_on_an_emulated_phone_carry_the_trust_fields(adb_phone_factory: Callable[..., AdbEmulator],
+                                                                    tmp_path: Path) -> None:
+    phone = adb_phone_factory("sm8150")  # no python3: the native runners
+    runners = tmp_path / "runners"
+    runners.mkdir()
+    for name, body in (("executor_runner", _FAKE_ET), ("benchmark_model", _FAKE_BM)):
+        (runners / name).write_text(body)
+        (runners / name).chmod(0o755)
+    artifacts = {}
+    for target, ext in (("tflite", "tflite"), ("executorch", "pte")):
+        path = tmp_path / f"model.{ext}"
+        path.write_bytes(f"fake {target} model".encode())
+        artifacts[target] = {"path": str(path), "artifact": path.name}
+    cfgs = [c for t in ("tflite", "executorch") for c in configs(target=t, threads=(1,))]
+    store = ResultStore(tmp_path / "r.jsonl")
+    spec = sweep(cfgs, runs=3, warmup=1, min_seconds=0.5, max_seconds=20.0)
+    summary = measure(open_devices([f"adb:{phone.serial}"]), spec, store, lambda c, d: artifacts[c.target],
+                      runner_dir=runners, runner="native")
+    assert (summary.measured, summary.failed) == (2, 0), [r.error for r in summary.records]
+    recs = {r.target: r for r in store.records()}
+    et, bm = recs["executorch"], recs["tflite"]
+    bin_dir = phone.host_path("/data/local/tmp/effvit/bin")
+    assert (bin_dir / "executor_runner.args").read_text().split()[-3:] == [
+        "--warmup_executions=1", "--min_secs=0.5", "--max_secs=20"]
+    assert "--num_runs=3 --warmup_min_secs=0 --min_secs=0.5 --max_secs=20 --report_peak_memory_footprint=true" in \
+        (bin_dir / "benchmark_model.args").read_text()
+    assert et.stop_rule["applied_by"].startswith("runner flags: executor_runner")
+    # memory: the runner's own VmHWM line; the planned arena from MethodMeta; load and first inference apart
+    assert et.peak_rss_kb and et.peak_rss_kb > 100 and et.extra["memory_source"] == \
+        "executor_runner: VmHWM of its own process"
+    assert et.arena_bytes == 53216 and "MethodMeta" in et.extra["arena_source"]
+    assert et.init_ms == pytest.approx(183.4) and et.first_ms == 9.0 and et.samples_ms == [2.0, 3.0, 4.0]
+    assert bm.peak_rss_kb == round(36.3281 * 1024) and "report_peak_memory_footprint" in bm.extra["memory_source"]
+    assert bm.arena_bytes is None and "benchmark_model prints no arena size" in bm.extra["arena_reason"]
+    assert bm.init_ms == pytest.approx(20.5) and bm.first_ms == pytest.approx(3.0)
+    # energy: read only inside the timed section (1.2 s, while exactly one gate line was printed)
+    for rec in (et, bm):
+        e = rec.energy
+        assert e is not None and e.get("samples", 0) >= 3, (rec.target, e)
+        assert e["mean_power_w"] == pytest.approx(EMULATED_WATTS, rel=1e-3)
+        assert e["samples"] <= 1.3 / 0.2 + 1  # not during load or after the runs
+    assert et.energy["energy_per_inference_mj"] == pytest.approx(EMULATED_WATTS * 1.2 / 3 * 1000, rel=1e-3)
+    # benchmark_model prints no loop time: n x mean (4 x 300 ms)
+    assert bm.energy["energy_per_inference_mj"] == pytest.approx(EMULATED_WATTS * 0.3 * 1000, rel=1e-3)
+    assert not list(phone.host_path("/data/local/tmp/effvit/results").iterdir())  # output and samples removed
+
+
+def test_stop_rule_is_part_of_the_record_key_and_old_keys_still_resume() -> None:
+    base = dict(device_serial="local", device={"model": "x"}, model="m", resolution="8x8", target="onnx",
+                precision="fp32", artifact_sha256="ab" * 32, runner="python-onnxruntime", threads=1, runs=20, warmup=2)
+    old = BenchRecord(**base)  # made before the stop rule existed: no stop_rule field
+    count_only = BenchRecord(**base, stop_rule={"min_runs": 20, "min_seconds": 0.0, "max_seconds": None})
+    timed = BenchRecord(**base, stop_rule={"min_runs": 20, "min_seconds": 10, "max_seconds": None})
+    capped = BenchRecord(**base, stop_rule={"min_runs": 20, "min_seconds": 10.0, "max_seconds": 60.0})
+    assert old.key == count_only.key  # a count-only rule hashes as before: old results files resume
+    assert len({count_only.key, timed.key, capped.key}) == 3
+    assert BenchRecord.from_json(timed.to_json()).key == timed.key == timed.compute_key()

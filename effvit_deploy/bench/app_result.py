@@ -9,7 +9,8 @@ Fields carried into the record's `extra`: `output` (shape, count, sum, abs_sum, 
 values of the first output; the app also writes all values of outputs up to 65536 values, which `app_output`
 returns for a device-parity check but records leave out to stay small), `peak_rss_kb` (the app process's VmHWM),
 `delegate`, `backends` (which runtimes the APK has), `app_device` (what the app saw: Build.MODEL, SDK, ABI),
-`warmup_ms`, `input` (shape and source: `seed:1234` or the input file) and `emulated` when the app's device says so.
+`warmup_ms`, `input` (shape and source: `seed:1234` or the input file), `app_stop_rule` (the rule the app's loop
+followed), `timed_s` (that loop's duration) and `emulated` when the app's device says so.
 """
 
 from __future__ import annotations
@@ -117,7 +118,10 @@ def parse_app_result(text: str) -> ParsedRun:
     output = {k: v for k, v in data["output"].items() if k != "values"} if data["output"] else None
     extra: dict[str, Any] = {"output": output, "peak_rss_kb": data["peak_rss_kb"],
                              "delegate": data["delegate"], "backends": data["backends"], "app_device": device,
-                             "warmup_ms": data["warmup_ms"], "input": data["input"], "app_wall_ms": data["wall_ms"]}
+                             "warmup_ms": data["warmup_ms"], "input": data["input"], "app_wall_ms": data["wall_ms"],
+                             "app_stop_rule": data["stop_rule"]}
+    if _type_ok(data["timed_s"], ["number"]) and data["timed_s"] is not None:
+        extra["timed_s"] = float(data["timed_s"])  # the app's timed loop, for energy per inference
     if device.get("emulated"):
         extra["emulated"] = True
     return ParsedRun(stats=stats, samples_ms=samples, init_ms=_num(data["init_ms"]), first_ms=_num(data["first_ms"]),

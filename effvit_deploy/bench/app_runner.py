@@ -6,14 +6,19 @@ Per measurement, on one phone (all device commands are argument lists, quoted by
 2. keep the screen awake (`settings put global stay_on_while_plugged_in 7`, `input keyevent KEYCODE_WAKEUP`) and
    restore the previous setting afterwards, whatever happened;
 3. `logcat -c`, then `am start -W -n org.effvit.bench/.BenchActivity --es model PATH --es runtime T --ei threads N
-   --ei warmup N --ei runs N --es out NAME [--es delegate D]`; `-W` returns once the activity is up, not when the
-   benchmark is done, so
+   --ei warmup N --ei runs N --es out NAME [--es delegate D] [--ef min_seconds S] [--ef max_seconds S]
+   [--es timed_flag NAME.timed]` (the app's loop holds the stop rule: at least `runs` AND `min_seconds`, never past
+   `max_seconds`); `-W` returns once the activity is up, not when the benchmark is done, so
 4. poll (one shell call each) until the result file exists in the app's files folder, the app's process is gone
    without one (a crash), or the timeout passes (then `am force-stop`);
 5. pull the result and remove it from the device.
 Failures (app not installed, permission denial, crash, timeout) come back as a non-zero RunOutput whose stderr is
 one line of what happened followed by the logcat tail; the engine turns that into an error record and goes on.
 The app is not pinned with taskset (Android's scheduler places a foreground app), so app records carry no mask.
+Power: with `power_cpu`, a battery sampler (power.py) is started in the background before `am start`, pinned to that
+CPU (the lowest: a little core on phones) at the lowest priority, reading only while the app's `timed_flag` file
+exists; it is stopped once the result is in. The app is not pinned, so the scheduler may still put app threads on
+that CPU: the record's energy method says so.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from .adb import AdbDevice, DeviceDisconnected, _run
 from .app_result import app_output
 from .devices import DEVICE_ROOT, RunOutput
 from .parsers import RunnerOutputError
+from .power import sampler_script
 
 log = logging.getLogger(__name__)
 
@@ -138,16 +144,20 @@ class AppSession:
 
     # --- one measurement ----------------------------------------------------------------------------------------
     def run(self, artifact_path: str, target: str, *, threads: int, runs: int, warmup: int, timeout: float,
-            delegate: str | None = None, input_path: str | None = None) -> RunOutput:
+            delegate: str | None = None, input_path: str | None = None, min_seconds: float = 0.0,
+            max_seconds: float | None = None, power_cpu: int | None = None) -> RunOutput:
         """One measurement; a pulled result file is in `RunOutput.result` (returncode 0), else returncode 1.
 
-        `input_path`: a device file (raw float32 or .npy) to feed instead of the fixed-seed input.
+        `input_path`: a device file (raw float32 or .npy) to feed instead of the fixed-seed input. `power_cpu`: run
+        the battery sampler there during the timed runs (None: no sampler; the output's power_note says so).
         """
         start = time.perf_counter()
         self.ensure_installed()
-        name = f"{secrets.token_hex(8)}.json"
+        token = secrets.token_hex(8)
+        name = f"{token}.json"
         remote = f"{RESULT_DIR}/{name}"
         previous = self._keep_awake()
+        sampler = None
         try:
             self.adb.shell(["logcat", "-c"])
             argv = ["am", "start", "-W", "-n", COMPONENT, "--es", "model", artifact_path, "--es", "runtime", target,
@@ -157,6 +167,13 @@ class AppSession:
                 argv += ["--es", "delegate", delegate]
             if input_path is not None:
                 argv += ["--es", "input", input_path]
+            if min_seconds > 0:
+                argv += ["--ef", "min_seconds", f"{min_seconds:g}"]
+            if max_seconds is not None:
+                argv += ["--ef", "max_seconds", f"{max_seconds:g}"]
+            if power_cpu is not None:
+                argv += ["--es", "timed_flag", f"{token}.timed"]
+                sampler = self._start_sampler(f"{RESULT_DIR}/{token}.timed", token, power_cpu)
             rc, out, err = self.adb.shell(argv, timeout=60)
             started = f"{out}\n{err}"
             if _NOT_INSTALLED.search(started):
@@ -182,9 +199,34 @@ class AppSession:
                     return self._failed(start, f"cannot pull the app's result {remote}: {exc}")
                 text = local.read_text(encoding="utf-8", errors="replace")
             self.adb.shell(["rm", "-f", remote])
-            return RunOutput(0, str(out), "", time.perf_counter() - start, text)
+            power = self._stop_sampler(sampler, token) if sampler is not None else None
+            sampler = None
+            note = None if power_cpu is not None else "no power sampler: no CPU given for it"
+            return RunOutput(0, str(out), "", time.perf_counter() - start, text, power=power, power_note=note)
         finally:
+            if sampler is not None:
+                self._stop_sampler(sampler, token)  # the run failed: stop it and clean up
             self._restore_awake(previous)
+
+    # --- power ----------------------------------------------------------------------------------------------------
+    def _start_sampler(self, flag: str, token: str, cpu: int) -> str:
+        """Start the battery sampler in the background (ignoring SIGHUP, as nohup would: it outlives this shell
+        call); returns its pid."""
+        samples = f"{DEVICE_ROOT}/results/{token}.power"
+        loop = "trap '' HUP; " + sampler_script(samples, only_while=flag)
+        script = (f"mkdir -p {DEVICE_ROOT}/results; rm -f {shlex.quote(samples)}; "
+                  f"taskset {format(1 << cpu, 'x')} nice -n 19 sh -c {shlex.quote(loop)} "
+                  "> /dev/null 2>&1 < /dev/null & echo $!")
+        _, out, _ = self.adb.shell(["sh", "-c", script])
+        return str(out).strip().splitlines()[-1] if str(out).strip() else ""
+
+    def _stop_sampler(self, pid: str, token: str) -> str:
+        """Stop the sampler, return what it read and remove its file (and a flag file a crashed app left)."""
+        samples = f"{DEVICE_ROOT}/results/{token}.power"
+        kill = f"kill {pid} 2>/dev/null; " if pid.isdigit() else ""
+        _, text, _ = self.adb.shell(["sh", "-c", f"{kill}cat {shlex.quote(samples)} 2>/dev/null; rm -f "
+                                     f"{shlex.quote(samples)} {shlex.quote(f'{RESULT_DIR}/{token}.timed')}"])
+        return str(text)
 
     def output_for_input(self, artifact_path: str, target: str, input_file: Path, *, threads: int,
                          timeout: float) -> tuple[list[float], list[int]]:

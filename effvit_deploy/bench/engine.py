@@ -640,8 +640,9 @@ class _Worker:
         staged = device_parity.stage(dev, artifact.path, artifact.manifest)
         rec.thermal_before, rec.freqs_before = dev.thermal(), dev.freqs()
         if choice.app is not None:
+            cpus = dev.cpus()
             out = choice.app.run(device_path, config.target, threads=config.threads, runs=opts.runs,
-                                 warmup=opts.warmup, timeout=opts.timeout_s,
+                                 warmup=opts.warmup, timeout=opts.timeout_s, power_cpu=min(cpus) if cpus else None,
                                  **stop_kwargs(opts.min_seconds, opts.max_seconds))
         elif choice.native is not None:
             out = dev.run_native(choice.native, binary, device_path, threads=config.threads, runs=opts.runs,

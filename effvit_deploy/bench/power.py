@@ -107,16 +107,16 @@ def _watts(readings: dict[str, str]) -> float | None:
 
 
 def energy(samples: Sequence[PowerSample], *, inferences: int, seconds: float,
-           interval_s: float = DEFAULT_INTERVAL_S) -> dict[str, Any]:
+           interval_s: float = DEFAULT_INTERVAL_S, where: str = "on a core outside the mask") -> dict[str, Any]:
     """Mean power and energy per inference, or the reason there is no figure.
 
     Args:
         samples: what the sampler read during the timed runs.
-        inferences: timed runs in that window. seconds: their total time.
+        inferences: timed runs in that window. seconds: their total time. where: the sampler's CPU, for the method.
     Returns:
         {"mean_power_w", "energy_per_inference_mj", "samples", "method"} or {"energy": None, "reason": ...}.
     """
-    method = f"battery fuel gauge ({POWER_SUPPLY}) sampled every {interval_s:g} s on a core outside the mask"
+    method = f"battery fuel gauge ({POWER_SUPPLY}) sampled every {interval_s:g} s {where}"
     if not samples:
         return {"energy": None, "reason": f"no battery readings under {POWER_SUPPLY}"}
     if any((s.status or "").lower() == "charging" for s in samples):

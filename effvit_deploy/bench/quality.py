@@ -113,4 +113,6 @@ def energy_fields(out: Any, rec: BenchRecord) -> dict[str, Any]:
     seconds = rec.extra.get("timed_s")
     if not isinstance(seconds, int | float) or seconds <= 0:  # runner did not time the loop: the runs' own sum
         seconds = sum(rec.samples_ms) / 1000.0 if rec.samples_ms else inferences * float(stats["mean_ms"]) / 1000.0
-    return energy(parse_samples(power), inferences=inferences, seconds=float(seconds))
+    where = ("on the lowest CPU, at the lowest priority (the app is not pinned: its threads may share that CPU)"
+             if rec.runner.startswith("app-") else "on a core outside the mask")
+    return energy(parse_samples(power), inferences=inferences, seconds=float(seconds), where=where)

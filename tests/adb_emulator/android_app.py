@@ -7,7 +7,7 @@ each shim runs this file with the host Python (stdlib only, so it runs outside t
   features), `pm path PKG`, `pm list packages [FILTER]`, `pm uninstall PKG`: the APK's package name is read with
   `aapt dump badging`, the file kept as /data/app/PKG-1/base.apk (so `sha256sum` of the `pm path` answer is the
   installed APK's hash, as on a phone);
-- `am start [-W] -n COMPONENT --es K V --ei K N ...`: starts, detached, the app's own Java core on the host JVM
+- `am start [-W] -n COMPONENT --es K V --ei K N --ef K X ...`: starts, detached, the app's own Java core on the host JVM
   (`org.effvit.bench.host.StandInMain`, built from android_app/ sources) with the same extras, writing the same
   result JSON into /sdcard/Android/data/PKG/files; `am force-stop PKG` kills it;
 - `logcat -c` / `logcat -d [-t N]`, `input keyevent K` (recorded), `settings get|put|delete global K [V]`,
@@ -232,7 +232,7 @@ def _am(state: Path, args: list[str]) -> int:
             i += 1
         elif a == "-n":
             component, i = args[i + 1], i + 2
-        elif a in ("--es", "--ei"):
+        elif a in ("--es", "--ei", "--ef"):
             extras += [a, args[i + 1], args[i + 2]]
             i += 3
         else:

@@ -23,7 +23,8 @@ import org.effvit.bench.core.ResultFile;
 /**
  * Started by the harness with
  * {@code am start -W -n org.effvit.bench/.BenchActivity --es model PATH --es runtime tflite|executorch|onnx
- * --ei threads N --ei warmup N --ei runs N --es out NAME [--es delegate xnnpack|gpu|nnapi]}.
+ * --ei threads N --ei warmup N --ei runs N --es out NAME [--es delegate xnnpack|gpu|nnapi] [--ef min_seconds S]
+ * [--ef max_seconds S] [--es timed_flag NAME]} (see BenchArgs).
  * The benchmark runs on a worker thread while this activity stays in the foreground with the screen kept on
  * (the scheduler favours a foreground app, which is why phone numbers are taken from an app). The result JSON goes
  * to getExternalFilesDir()/NAME (adb can pull it from /sdcard/Android/data/org.effvit.bench/files/NAME); then the
@@ -49,7 +50,7 @@ public final class BenchActivity extends Activity {
         Thread worker = new Thread(new Runnable() {
             @Override
             public void run() {
-                BenchRunner runner = new BenchRunner(new ReflectiveBackendFactory(), Clock.SYSTEM, deviceFacts());
+                BenchRunner runner = new BenchRunner(new ReflectiveBackendFactory(), Clock.SYSTEM, deviceFacts(), dir);
                 Map<String, Object> result = runner.run(extras);
                 final String summary = write(dir, BenchArgs.outName(extras), result);
                 new Handler(Looper.getMainLooper()).post(new Runnable() {

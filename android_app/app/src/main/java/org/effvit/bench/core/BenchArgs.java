@@ -9,16 +9,20 @@ import java.util.regex.Pattern;
 /**
  * The benchmark request, parsed from the activity's extras:
  * {@code --es model PATH --es runtime tflite|executorch|onnx --ei threads N --ei warmup N --ei runs N --es out NAME
- * [--es delegate xnnpack|gpu|nnapi] [--es input PATH (raw float32 or .npy)]}. Values arrive as String or Integer
- * (am's --es / --ei); a number given with --es is accepted too. Unknown keys are refused, so a typo never silently
- * means a default.
+ * [--es delegate xnnpack|gpu|nnapi] [--es input PATH (raw float32 or .npy)] [--ef min_seconds S]
+ * [--ef max_seconds S] [--es timed_flag NAME]}. Values arrive as String, Integer or Float (am's --es / --ei / --ef); a
+ * number given with --es is accepted too. Unknown keys are refused, so a typo never silently means a default.
+ * The stop rule: timed runs go on until {@code runs} of them AND {@code min_seconds} (default 0), never past
+ * {@code max_seconds} (default none). {@code timed_flag}: a file of that name exists in the result folder exactly
+ * while the timed runs go on (a power sampler beside the app reads only then).
  */
 public final class BenchArgs {
     public static final Set<String> RUNTIMES = new HashSet<String>(Arrays.asList("tflite", "executorch", "onnx"));
     public static final Set<String> DELEGATES = new HashSet<String>(Arrays.asList("xnnpack", "gpu", "nnapi"));
     public static final String DEFAULT_OUT = "result.json";
     private static final Set<String> KEYS = new HashSet<String>(Arrays.asList(
-            "model", "runtime", "threads", "warmup", "runs", "out", "delegate", "input"));
+            "model", "runtime", "threads", "warmup", "runs", "out", "delegate", "input", "min_seconds", "max_seconds",
+            "timed_flag"));
     // A bare file name: the result always lands in the app's own files folder, never elsewhere.
     private static final Pattern OUT_NAME = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9._-]{0,127}");
 
@@ -30,9 +34,11 @@ public final class BenchArgs {
     public final String out;
     public final String delegate; // null: the runtime's default CPU path
     public final String input; // null: fixed-seed input
+    public final StopRule stop;
+    public final String timedFlag; // null: no flag file
 
     private BenchArgs(String model, String runtime, int threads, int warmup, int runs, String out, String delegate,
-                      String input) {
+                      String input, StopRule stop, String timedFlag) {
         this.model = model;
         this.runtime = runtime;
         this.threads = threads;
@@ -41,6 +47,8 @@ public final class BenchArgs {
         this.out = out;
         this.delegate = delegate;
         this.input = input;
+        this.stop = stop;
+        this.timedFlag = timedFlag;
     }
 
     /** The result file name the extras ask for, or the default when it is missing or not a plain file name. */
@@ -54,7 +62,7 @@ public final class BenchArgs {
         for (String key : extras.keySet()) {
             if (!KEYS.contains(key)) {
                 throw bad("unknown extra '" + key + "'; expected model, runtime, threads, warmup, runs, out, "
-                        + "delegate or input");
+                        + "delegate, input, min_seconds, max_seconds or timed_flag");
             }
         }
         String model = text(extras, "model", null);
@@ -84,7 +92,40 @@ public final class BenchArgs {
         if (input != null && !input.startsWith("/")) {
             throw bad("--es input must be an absolute device path to raw float32 data (got '" + input + "')");
         }
-        return new BenchArgs(model, runtime, threads, warmup, runs, out, delegate, input);
+        Double minSeconds = seconds(extras, "min_seconds");
+        Double maxSeconds = seconds(extras, "max_seconds");
+        if (maxSeconds != null && maxSeconds <= 0) {
+            throw bad("--ef max_seconds must be > 0 (got " + maxSeconds + ")");
+        }
+        String timedFlag = text(extras, "timed_flag", null);
+        if (timedFlag != null && !OUT_NAME.matcher(timedFlag).matches()) {
+            throw bad("--es timed_flag must be a plain file name such as r1.timed, got '" + timedFlag + "'");
+        }
+        StopRule stop = new StopRule(runs, minSeconds != null ? minSeconds : 0.0, maxSeconds);
+        return new BenchArgs(model, runtime, threads, warmup, runs, out, delegate, input, stop, timedFlag);
+    }
+
+    /** A number of seconds >= 0 (am's --ef gives a Float, --es a String, --ei an Integer); null when absent. */
+    private static Double seconds(Map<String, ?> extras, String key) throws BenchError {
+        Object value = extras.get(key);
+        double s;
+        if (value == null) {
+            return null;
+        } else if (value instanceof Number) {
+            s = ((Number) value).doubleValue();
+        } else if (value instanceof String) {
+            try {
+                s = Double.parseDouble(((String) value).trim());
+            } catch (NumberFormatException e) {
+                throw bad("--ef " + key + " must be a number of seconds (got '" + value + "')");
+            }
+        } else {
+            throw bad("--ef " + key + " must be a number of seconds (got " + value.getClass().getSimpleName() + ")");
+        }
+        if (Double.isNaN(s) || Double.isInfinite(s) || s < 0) {
+            throw bad("--ef " + key + " must be a number of seconds >= 0 (got " + value + ")");
+        }
+        return s;
     }
 
     private static String text(Map<String, ?> extras, String key, String fallback) throws BenchError {

@@ -1,5 +1,6 @@
 package org.effvit.bench.core;
 
+import java.io.File;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -7,17 +8,18 @@ import java.util.Map;
 
 /**
  * The benchmark itself, the same on a phone and on the host JVM: load (timed as init), set the input once, run
- * warmup + runs inferences back to back with each one timed around {@code Backend.run} alone (first_ms is the
- * first of them, the last {@code runs} are samples_ms, as the harness's Python runner does), then describe the
+ * warmup inferences, then timed ones until the stop rule holds (at least runs AND min_seconds, never past
+ * max_seconds), each timed around {@code Backend.run} alone (first_ms is the first of all, the timed ones are
+ * samples_ms, timed_s their loop's duration, as the harness's Python runner does), then describe the
  * output (checksum and first values, for the device-parity check). Every failure becomes a result with a status
  * and an error text; {@link #run} never throws.
  *
  * Result fields (schema: effvit_deploy/bench/app_result_schema.json): schema, app, app_version, status, error,
  * runner, runtime, runtime_version, delegate, model, threads, warmup, runs, device, backends, init_ms, first_ms,
- * samples_ms, warmup_ms, stats, peak_rss_kb, input, output, wall_ms.
+ * samples_ms, warmup_ms, stats, peak_rss_kb, input, output, wall_ms, stop_rule, timed_s.
  */
 public final class BenchRunner {
-    public static final int SCHEMA = 1;
+    public static final int SCHEMA = 2;
     public static final String APP = "org.effvit.bench";
     public static final String APP_VERSION = "0.1.0";
     /** How many leading output values the result carries (enough to compare logits by eye and by code). */
@@ -36,12 +38,19 @@ public final class BenchRunner {
     private final BackendFactory factory;
     private final Clock clock;
     private final Map<String, Object> device;
+    private final File flagDir;
 
     /** @param device facts about the phone (model, manufacturer, sdk, abi), written as they are. */
     public BenchRunner(BackendFactory factory, Clock clock, Map<String, Object> device) {
+        this(factory, clock, device, null);
+    }
+
+    /** @param flagDir where the timed_flag extra's file is made (the result folder); null: no flag file. */
+    public BenchRunner(BackendFactory factory, Clock clock, Map<String, Object> device, File flagDir) {
         this.factory = factory;
         this.clock = clock;
         this.device = device;
+        this.flagDir = flagDir;
     }
 
     public static String runnerName(String runtime) {
@@ -60,6 +69,11 @@ public final class BenchRunner {
             result.put("warmup", args.warmup);
             result.put("runs", args.runs);
             result.put("delegate", args.delegate);
+            Map<String, Object> rule = new LinkedHashMap<String, Object>();
+            rule.put("min_runs", args.stop.minRuns);
+            rule.put("min_seconds", args.stop.minSeconds);
+            rule.put("max_seconds", args.stop.maxSeconds);
+            result.put("stop_rule", rule);
             backend = factory.create(args.runtime);
             measure(args, backend, result);
             result.put("status", "ok");
@@ -109,6 +123,8 @@ public final class BenchRunner {
         r.put("stats", null);
         r.put("input", null);
         r.put("output", null);
+        r.put("stop_rule", null);
+        r.put("timed_s", null);
         return r;
     }
 
@@ -129,20 +145,44 @@ public final class BenchRunner {
         input.put("shape", shape);
         input.put("source", args.input != null ? args.input : "seed:" + InputData.SEED);
         result.put("input", input);
-        int total = args.warmup + args.runs;
-        double[] times = new double[total];
-        for (int i = 0; i < total; i++) {
-            long s = clock.nanoTime();
-            backend.run();
-            times[i] = ms(clock.nanoTime() - s);
+        double[] warm = new double[args.warmup];
+        for (int i = 0; i < args.warmup; i++) {
+            warm[i] = timedRun(backend);
         }
-        double[] samples = new double[args.runs];
-        System.arraycopy(times, args.warmup, samples, 0, args.runs);
-        result.put("first_ms", times[0]);
-        result.put("warmup_ms", slice(times, 0, args.warmup));
+        List<Double> timed = new ArrayList<Double>();
+        File flag = args.timedFlag != null && flagDir != null ? new File(flagDir, args.timedFlag) : null;
+        long begin;
+        long end;
+        try {
+            if (flag != null && !flag.createNewFile() && !flag.exists()) {
+                throw new BenchError(BenchError.ERROR, "cannot create the timed_flag file " + flag);
+            }
+            begin = clock.nanoTime();
+            while (!args.stop.done(timed.size(), (clock.nanoTime() - begin) / 1e9)) {
+                timed.add(timedRun(backend));
+            }
+            end = clock.nanoTime();
+        } finally {
+            if (flag != null && flag.exists() && !flag.delete()) {
+                flag.deleteOnExit();
+            }
+        }
+        double[] samples = new double[timed.size()];
+        for (int i = 0; i < samples.length; i++) {
+            samples[i] = timed.get(i);
+        }
+        result.put("first_ms", args.warmup > 0 ? warm[0] : samples[0]);
+        result.put("warmup_ms", slice(warm, 0, args.warmup));
         result.put("samples_ms", samples);
+        result.put("timed_s", (end - begin) / 1e9);
         result.put("stats", Stats.summarize(samples));
         result.put("output", describeOutput(backend.output(), backend.outputShape()));
+    }
+
+    private double timedRun(Backend backend) throws Exception {
+        long s = clock.nanoTime();
+        backend.run();
+        return ms(clock.nanoTime() - s);
     }
 
     /** Shape, count, sum, sum of |x|, argmax, the first values and (when small) all values of the output. */

@@ -93,6 +93,36 @@ public class BenchArgsTest {
     }
 
     @Test
+    public void stopRuleExtras() throws BenchError {
+        BenchArgs plain = BenchArgs.fromExtras(extras());
+        assertEquals(7, plain.stop.minRuns);
+        assertEquals(0.0, plain.stop.minSeconds, 0);
+        assertNull(plain.stop.maxSeconds);
+        assertNull(plain.timedFlag);
+        Map<String, Object> e = extras();
+        e.put("min_seconds", 2.5f);
+        e.put("max_seconds", " 30");
+        e.put("timed_flag", "r1.timed");
+        BenchArgs a = BenchArgs.fromExtras(e);
+        assertEquals(2.5, a.stop.minSeconds, 0);
+        assertEquals(30.0, a.stop.maxSeconds, 0);
+        assertEquals("r1.timed", a.timedFlag);
+        assertTrue(a.stop.done(7, 2.5));
+        assertTrue(!a.stop.done(7, 2.4) && !a.stop.done(6, 2.6));
+        assertTrue(a.stop.done(1, 30.0));
+        e.put("min_seconds", -1);
+        assertTrue(badArgs(e).contains("min_seconds"));
+        e.put("min_seconds", "soon");
+        assertTrue(badArgs(e).contains("min_seconds"));
+        e.remove("min_seconds");
+        e.put("max_seconds", 0);
+        assertTrue(badArgs(e).contains("max_seconds must be > 0"));
+        e.remove("max_seconds");
+        e.put("timed_flag", "../escape");
+        assertTrue(badArgs(e).contains("timed_flag"));
+    }
+
+    @Test
     public void outMustBeAPlainFileName() {
         for (String bad : new String[] {"../x.json", "/sdcard/x.json", "a/b.json", ".hidden", "", "x y.json"}) {
             Map<String, Object> e = extras();

@@ -195,6 +195,54 @@ public class BenchRunnerTest {
         assertNotNull(MiniJson.parse(text));
     }
 
+    // --- the stop rule: runs AND min_seconds, capped by max_seconds --------------------------------------------
+    @Test
+    public void timedRunsGoOnUntilMinSecondsAfterTheMinimumCount() {
+        extras.put("min_seconds", 0.1f); // am --ef gives a Float
+        Map<String, Object> r = run();
+        assertEquals(r.get("error") + "", "ok", r.get("status"));
+        // runs take 10, 11, 12, 13, 13, ... ms: 4 runs are 46 ms, so the rule needs 5 more of 13 ms (111 ms)
+        assertTrue(Arrays.equals(new double[] {10, 11, 12, 13, 13, 13, 13, 13, 13}, (double[]) r.get("samples_ms")));
+        assertEquals(0.111, (Double) r.get("timed_s"), 1e-9);
+        assertEquals(30.0, (Double) r.get("first_ms"), 1e-9);
+        @SuppressWarnings("unchecked")
+        Map<String, Object> rule = (Map<String, Object>) r.get("stop_rule");
+        assertEquals(4, rule.get("min_runs"));
+        assertEquals(0.1, (Double) rule.get("min_seconds"), 1e-6);
+        assertNull(rule.get("max_seconds"));
+    }
+
+    @Test
+    public void maxSecondsStopsTheTimedRunsBeforeTheCount() {
+        extras.put("runs", 50);
+        extras.put("max_seconds", "0.05");
+        Map<String, Object> r = run();
+        assertEquals(r.get("error") + "", "ok", r.get("status"));
+        // 10 + 11 + 12 + 13 = 46 ms < 50 ms, one more run passes the cap
+        assertEquals(5, ((double[]) r.get("samples_ms")).length);
+        assertEquals(0.059, (Double) r.get("timed_s"), 1e-9);
+        assertEquals(7, backend.runs);
+    }
+
+    @Test
+    public void countOnlyRuleRunsExactlyTheCount() {
+        Map<String, Object> r = run();
+        assertEquals(4, ((double[]) r.get("samples_ms")).length);
+        assertEquals(0.046, (Double) r.get("timed_s"), 1e-9);
+    }
+
+    @Test
+    public void timedFlagExistsExactlyDuringTheTimedRuns() throws IOException {
+        File dir = tmp.newFolder("files");
+        backend.watch = new File(dir, "r1.timed");
+        extras.put("timed_flag", "r1.timed");
+        Map<String, Object> device = new LinkedHashMap<String, Object>();
+        Map<String, Object> r = new BenchRunner(factory, clock, device, dir).run(extras);
+        assertEquals(r.get("error") + "", "ok", r.get("status"));
+        assertEquals(Arrays.asList(false, false, true, true, true, true), backend.watched); // 2 warm-up, 4 timed
+        assertFalse(backend.watch.exists());
+    }
+
     // --- the schema file shared with the harness -------------------------------------------------------------
     @Test
     public void everyKindOfResultMatchesTheSharedSchema() throws IOException {

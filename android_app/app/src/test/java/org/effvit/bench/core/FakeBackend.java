@@ -15,6 +15,8 @@ final class FakeBackend implements Backend {
     float[] input;
     int runs;
     boolean closed;
+    java.io.File watch; // when set, each run records whether this file exists (the timed_flag check)
+    final List<Boolean> watched = new ArrayList<Boolean>();
 
     FakeBackend(FakeClock clock, double loadMs, double... runMs) {
         this.clock = clock;
@@ -59,6 +61,9 @@ final class FakeBackend implements Backend {
         }
         clock.advanceMs(runMs[Math.min(runs, runMs.length - 1)]);
         runs++;
+        if (watch != null) {
+            watched.add(watch.exists());
+        }
     }
 
     @Override

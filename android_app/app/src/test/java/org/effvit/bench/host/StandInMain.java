@@ -27,7 +27,7 @@ import org.effvit.bench.core.ResultFile;
  * EmulatedBackend for the runtimes this emulated APK "has".
  *
  *   java StandInMain --files-dir DIR --logcat FILE --backends tflite,onnx --fault none|crash|hang
- *       --device-model NAME [--es KEY VALUE | --ei KEY N]...
+ *       --device-model NAME [--es KEY VALUE | --ei KEY N | --ef KEY X]...
  */
 public final class StandInMain {
     private StandInMain() {
@@ -60,6 +60,9 @@ public final class StandInMain {
                 i += 2;
             } else if ("--ei".equals(a)) {
                 extras.put(argv[i + 1], Integer.valueOf(argv[i + 2]));
+                i += 2;
+            } else if ("--ef".equals(a)) {
+                extras.put(argv[i + 1], Float.valueOf(argv[i + 2]));
                 i += 2;
             } else {
                 throw new IllegalArgumentException("stand-in: unknown argument " + a);
@@ -95,7 +98,7 @@ public final class StandInMain {
                 return backends.contains(runtime);
             }
         };
-        Map<String, Object> result = new BenchRunner(factory, Clock.SYSTEM, device).run(extras);
+        Map<String, Object> result = new BenchRunner(factory, Clock.SYSTEM, device, new File(filesDir)).run(extras);
         try {
             File file = ResultFile.write(new File(filesDir), BenchArgs.outName(extras), Json.write(result));
             log(log, "I", "EffvitBench", "result " + result.get("status") + " written to " + file);
