@@ -23,6 +23,7 @@ import pytest
 
 from effvit_deploy.bench import report
 from effvit_deploy.bench.devices import DEVICE_ROOT, open_devices
+from effvit_deploy.bench.native import native_runner
 from effvit_deploy.bench.records import BenchRecord
 from effvit_deploy.bench.store import ResultStore
 from effvit_deploy.cli import bench
@@ -212,3 +213,29 @@ def _configs(target: str) -> list[Any]:
     from effvit_deploy.bench.sweep import Configuration
 
     return [Configuration(MODEL, (64, 64), target, threads=1)]
+
+
+def test_real_native_runners_hold_the_stop_rule_and_report_memory(runner_dir: Path, export_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    argv = ["run", "-d", "local", "-m", MODEL, "-r", RES, *[a for t in TARGETS for a in ("-t", t)],
+            "--runs", "5", "--warmup", "2", "--min-seconds", "0.3", "--max-seconds", "30", "--export-dir", export_dir,
+            "--runner", "native", "--runner-dir", runner_dir, "--out", tmp_path]
+    assert run_cli(*argv) == 0
+    recs = {r.target: r for r in records(tmp_path / "adhoc.jsonl")}
+    assert set(recs) == set(TARGETS)
+    for target, rec in recs.items():
+        assert rec.ok, (target, rec.error)
+        assert rec.stop_rule == {"min_runs": 5, "min_seconds": 0.3, "max_seconds": 30.0,
+                                 "applied_by": native_runner(target).stop_rule_basis()}
+        # b0 @64 runs in milliseconds: 5 runs are far below 0.3 s, so the runner went on for the time rule
+        n = rec.stats["n"]
+        timed_s = rec.extra.get("timed_s", n * rec.stats["mean_ms"] / 1000)
+        assert n > 5 and timed_s >= 0.3 * 0.95, (target, n, timed_s)
+        assert rec.peak_rss_kb and 10_000 < rec.peak_rss_kb < 4_000_000, target
+        assert rec.init_ms and rec.init_ms > 0 and rec.first_ms and rec.first_ms > 0, target
+    assert recs["executorch"].extra["memory_source"] == "executor_runner: VmHWM of its own process"
+    assert recs["executorch"].arena_bytes is not None and recs["executorch"].arena_bytes >= 0
+    assert recs["onnx"].arena_bytes and recs["onnx"].arena_bytes > 0 and "MaxInUse" in recs["onnx"].extra[
+        "arena_source"]
+    assert recs["tflite"].arena_bytes is None and "benchmark_model" in recs["tflite"].extra["arena_reason"]
+    assert "report_peak_memory_footprint" in recs["tflite"].extra["memory_source"]

@@ -177,6 +177,23 @@ def test_resume_is_unaffected_by_the_order(tmp_path: Path) -> None:
         assert summary.measured == measured
 
 
+def test_resume_with_another_stop_rule_measures_again(tmp_path: Path) -> None:
+    from tests.test_engine import FakeDevice
+
+    cfgs = [Configuration(m, (224, 224), "tflite") for m in ("efficientvit-b0", "efficientvit-b1")]
+    arts = {c.artifact_key: engine.Artifact(tmp_path / "a.tflite", c.model * 4, {}) for c in cfgs}
+    store = ResultStore(tmp_path / "r.jsonl")
+    # count-only, the same again (resumed: nothing to do), then two time rules, each measured once
+    capped = {"min_seconds": 0.01, "max_seconds": 5.0}
+    for rule, measured in (({}, 2), ({}, 0), ({"min_seconds": 0.01}, 2), ({"min_seconds": 0.01}, 0),
+                           (capped, 2), (capped, 0)):
+        spec = SweepSpec(name="t", configurations=tuple(cfgs), runs=3, warmup=1, **rule)
+        options = engine.RunOptions.from_sweep(spec)
+        summary = engine.run_sweep(engine.plan_sweep([FakeDevice()], spec, options), arts, store, options)
+        assert summary.measured == measured, rule
+    assert len({r.key for r in store.records()}) == 6
+
+
 def _write(path: Path, records: list[BenchRecord]) -> Path:
     path.write_text("".join(r.to_json() + "\n" for r in records))
     return path
@@ -241,6 +258,35 @@ def test_local_sampler_reads_a_battery_on_a_free_cpu(tiny_artifact: Callable[[st
     assert summary.measured == 1, [r.error for r in summary.records]
     [rec] = store.records()
     assert rec.energy["mean_power_w"] == pytest.approx(7.5) and rec.energy["samples"] >= 3
+
+
+def test_local_sampler_beside_a_native_runner_reads_only_its_timed_runs(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    battery = tmp_path / "power_supply" / "BAT0"
+    battery.mkdir(parents=True)
+    for name, value in (("type", "Battery"), ("status", "Discharging"), ("power_now", "7500000")):  # 7.5 W
+        (battery / name).write_text(value + "\n")
+    monkeypatch.setattr(LocalDevice, "power_root", str(tmp_path / "power_supply"))
+    runners = tmp_path / "runners"
+    runners.mkdir()
+    (runners / "executor_runner").write_text(_FAKE_ET)
+    (runners / "executor_runner").chmod(0o755)
+    model = tmp_path / "model.pte"
+    model.write_bytes(b"fake")
+    dev = LocalDevice()
+    cpus = dev.cpus()
+    if len(cpus) < 2:
+        pytest.skip("this machine has a single allowed CPU: no core outside the mask for the sampler")
+    store = ResultStore(tmp_path / "r.jsonl")
+    spec = sweep(configs(target="executorch", threads=(1,)), runs=3, warmup=1, cores=format(1 << cpus[-1], "x"))
+    summary = measure([dev], spec, store, {"path": str(model), "artifact": model.name}, runner_dir=runners,
+                      runner="native")
+    assert summary.measured == 1, [r.error for r in summary.records]
+    [rec] = store.records()
+    e = rec.energy
+    assert e["mean_power_w"] == pytest.approx(7.5) and 3 <= e["samples"] <= 1.3 / 0.2 + 1
+    assert e["energy_per_inference_mj"] == pytest.approx(7.5 * 1.2 / 3 * 1000)
+    assert rec.stop_rule["applied_by"].startswith("runner flags: executor_runner")
 
 
 def test_compare_names_files_that_share_a_name(cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
