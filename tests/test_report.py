@@ -309,3 +309,23 @@ def test_unstable_cells_are_marked_and_csv_has_the_trust_fields() -> None:
     (row,) = csv.DictReader(io.StringIO(render([rec], "csv")))
     assert row["stable"] == "False" and float(row["spread_pct"]) > 5 and row["peak_rss_kb"] == "123456"
     assert float(row["trimmed_mean_ms"]) == pytest.approx(11.5)
+    assert row["arena_bytes"] == "" and row["stop_applied_by"] == ""
+
+
+def test_arena_and_stop_rule_reach_the_csv_and_the_html_records_table() -> None:
+    from effvit_deploy.bench.quality import annotate
+    from effvit_deploy.bench.report_html import records_table
+    from effvit_deploy.bench.stats import summarize
+
+    rec = _record(PIXEL, "efficientvit-b1", "224x224", 4)
+    rec.samples_ms = [10.0] * 20
+    rec.stats = summarize(rec.samples_ms)
+    rec.extra.update(arena_bytes=3 * 2**20, arena_source="MethodMeta memory-planned buffers")
+    rec.stop_rule = {"min_runs": 20, "min_seconds": 1.0, "max_seconds": None, "applied_by": "runner loop"}
+    annotate(rec)
+    (row,) = csv.DictReader(io.StringIO(render([rec], "csv")))
+    assert row["arena_bytes"] == str(3 * 2**20) and row["stop_applied_by"] == "runner loop"
+    html = records_table([rec], {})
+    assert "<th>arena MB</th>" in html and 'data-v="3.0"' in html
+    rec.arena_bytes, rec.extra["arena_reason"] = None, "not exposed: no such call"
+    assert 'title="not exposed: no such call"' in records_table([rec], {})

@@ -464,7 +464,7 @@ CSV_COLUMNS = tuple(
     mean_ms min_ms max_ms std_ms n basis init_ms first_ms throttled speedup_vs_softmax softmax_twin
     speedup_vs_efficientnet efficientnet_ref device_parity parity_cosine parity_max_abs parity_top1_equal error key
     finished_at stable spread_pct cv trimmed_mean_ms p99_ms peak_rss_kb energy_per_inference_mj mean_power_w
-    order_seed""".split()
+    order_seed arena_bytes stop_applied_by""".split()
 )
 
 
@@ -514,6 +514,8 @@ def _csv_row(table: Table, row: Row, i: int, rec: BenchRecord) -> dict[str, str]
         "peak_rss_kb": rec.peak_rss_kb,
         **{k: (rec.energy or {}).get(k) for k in ("energy_per_inference_mj", "mean_power_w")},
         "order_seed": rec.order_seed,
+        "arena_bytes": rec.arena_bytes,
+        "stop_applied_by": (rec.stop_rule or {}).get("applied_by"),
     }
     return {k: "" if v is None else str(v) for k, v in values.items()}
 

@@ -96,8 +96,8 @@ def figures_html(table: Table) -> list[str]:
 
 
 _RECORD_COLUMNS = ("device", "configuration", "runner", "median ms", "trimmed mean ms", "p99 ms", "CV %",
-                   "spread %", "flags", "init ms", "first ms", "peak RSS MB", "energy mJ/inf", "mean W", "runs",
-                   "order seed")
+                   "spread %", "flags", "init ms", "first ms", "peak RSS MB", "arena MB", "energy mJ/inf", "mean W",
+                   "runs", "order seed")
 
 
 def records_table(records: Sequence[BenchRecord], names: dict[str, str]) -> str:
@@ -116,6 +116,8 @@ def records_table(records: Sequence[BenchRecord], names: dict[str, str]) -> str:
             _num(st.get("cv") * 100 if isinstance(st.get("cv"), int | float) else None),
             _num(st.get("spread_pct")), f"<td>{flags_html(rec)}</td>", _num(rec.init_ms), _num(rec.first_ms),
             _num(rec.peak_rss_kb / 1024 if rec.peak_rss_kb else None),
+            _num(rec.arena_bytes / 2**20) if rec.arena_bytes is not None
+            else _td("–", title=str(rec.extra.get("arena_reason") or "not reported")),
             _num(en.get("energy_per_inference_mj")) if en.get("energy_per_inference_mj") is not None
             else _td("–", title=str(en.get("reason") or "not measured")),
             _num(en.get("mean_power_w")), _num(len(rec.samples_ms) if rec.samples_ms else stats.get("n"), digits=0),
