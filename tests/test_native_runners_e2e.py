@@ -239,3 +239,15 @@ def test_real_native_runners_hold_the_stop_rule_and_report_memory(runner_dir: Pa
         "arena_source"]
     assert recs["tflite"].arena_bytes is None and "benchmark_model" in recs["tflite"].extra["arena_reason"]
     assert "report_peak_memory_footprint" in recs["tflite"].extra["memory_source"]
+
+
+def test_benchmark_model_peak_memory_is_its_own_not_the_harness_s(runner_dir: Path, export_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """ru_maxrss survives exec: started straight from this large Python process, benchmark_model would report this
+    process's peak. The local device starts it from a forked shell, so the figure is the tool's own."""
+    ballast = np.ones(300 * 2**20 // 8)  # 300 MB resident in the harness while it measures
+    assert run_cli("run", "-d", "local", "-m", MODEL, "-r", RES, "-t", "tflite", "--runs", "5", "--warmup", "1",
+                   "--export-dir", export_dir, "--runner", "native", "--runner-dir", runner_dir, "--out", tmp_path) == 0
+    [rec] = records(tmp_path / "adhoc.jsonl")
+    assert rec.ok and rec.peak_rss_kb is not None and ballast.sum() > 0
+    assert 10_000 < rec.peak_rss_kb < 250_000, rec.peak_rss_kb  # b0 @64 in benchmark_model: ~36 MB here

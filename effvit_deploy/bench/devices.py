@@ -400,8 +400,11 @@ class LocalDevice(Device):
                            library_dir=library_dir, min_seconds=min_seconds, max_seconds=max_seconds)
         core, note = self._sampler_core(mask)
         if core is None:
-            return dataclasses.replace(self.run(argv, timeout=timeout, mask=mask), power_note=note)
-        with owned_temp_dir("power") as tmp:
+            # Through a shell that forks: exec'd straight from this (large) process, a binary's getrusage ru_maxrss
+            # starts at this process's peak (Linux keeps it across exec), and benchmark_model reports that figure.
+            forked = ["sh", "-c", '"$@"; exit $?', "sh", *argv]
+            return dataclasses.replace(self.run(forked, timeout=timeout, mask=mask), power_note=note)
+        with owned_temp_dir("power") as tmp:  # `logged` runs the binary in a forked shell child too
             out, err = str(Path(tmp) / "runner.out"), str(Path(tmp) / "runner.err")
             return self._sampled(["sh", "-c", logged(argv, out, err)], core, log_gate([out, err], *runner.timed_gate()),
                                  Path(tmp), mask=mask, timeout=timeout)
