@@ -43,7 +43,7 @@ from .. import __version__
 from ..errors import DeviceError, EffvitError, InvalidInputError, MissingFileError
 from ..fileio import sha256_file
 from ..runners import folder as runner_folder
-from . import device_parity
+from . import device_parity, emulation
 from .adb import DeviceDisconnected, DeviceTimeout
 from .app_result import parse_app_result
 from .app_runner import RUNNER_NAMES as APP_RUNNER_NAMES
@@ -291,7 +291,9 @@ def plan_device(device: Device, spec: SweepSpec, options: RunOptions) -> DeviceP
     app = _app_session(device, options)
     runners = {t: choose_runner(device, t, options.runner, options.runner_dir, app) for t in targets}
     if any(c.native is not None for c in runners.values()):  # before anything is pushed
-        runner_folder.check_abi(options.runner_dir, facts.get("abi"), device.spec)
+        runner_folder.check_abi(options.runner_dir, facts.get("abi"), device.spec, can_emulate=device.kind == "local")
+        if device.kind == "local":  # an aarch64 folder here runs under qemu: another "device", flagged emulated
+            facts = emulation.local_facts(facts, options.runner_dir)
     threads = sorted({c.threads for c in spec.configurations})
     masks = {n: device.mask_for(options.cores, n) for n in threads}
     return DevicePlan(device, facts, runners, masks, shuffled(spec.configurations, options.seed))
@@ -630,6 +632,7 @@ class _Worker:
             _runner_versions(rec, opts.runner_dir, config.target)
         else:
             dev.prepare_python_runner()
+        emulation.mark(rec, emulation.device_how(self.plan.facts))
         staged = device_parity.stage(dev, artifact.path, artifact.manifest)
         rec.thermal_before, rec.freqs_before = dev.thermal(), dev.freqs()
         if choice.app is not None:

@@ -108,7 +108,7 @@ def build_tflite(cxx: str, inputs: dict[str, Path], work: Path) -> Built:
                  "which is built without the XNNPACK delegate: TFLite's builtin (NEON/ruy) kernels, no "
                  "--use_xnnpack / --xnnpack_force_fp16",
                  {"tool_version": pins.TF_VERSION, "statistics": "mean (2.14 prints no percentiles)",
-                  "xnnpack": False})
+                  "xnnpack": False, "runtime_package": pins.TFLITE_ARM64.name})
 
 
 def add_cxx_runtime(built: Built, inputs: dict[str, Path], work: Path) -> Built:
