@@ -47,6 +47,17 @@ def runner_info(folder: Path | None, target: str) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) else None
 
 
+def for_abi(folder: Path | None, device_abi: str | None) -> Path | None:
+    """`folder`, or its subfolder built for `device_abi` when `folder` holds several runner folders (e.g.
+    build/runners with x86_64/ and aarch64/): one --runner-dir serves every device of a sweep."""
+    if folder is None or not device_abi or (Path(folder) / FILE_NAME).is_file() or not Path(folder).is_dir():
+        return folder
+    for sub in sorted(p for p in Path(folder).iterdir() if (p / FILE_NAME).is_file()):
+        if (read(sub) or {}).get("abi") == device_abi:
+            return sub
+    return folder
+
+
 def check_abi(folder: Path | None, device_abi: str | None, device: str, *, can_emulate: bool = False) -> None:
     """Refuse a runner folder built for another ABI than the device's `ro.product.cpu.abi`.
 
