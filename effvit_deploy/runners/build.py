@@ -81,7 +81,7 @@ def build_runners(arch: str = "x86_64", out: Path | None = None, *, targets: Seq
     if unknown:
         raise InvalidInputError(f"unknown runner target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
     started = time.perf_counter()
-    cxx = cc.compiler_for(arch)
+    cxx = _compiler(arch)
     if "tflite" in targets:
         cc.check_system_headers(("libabsl-dev", "libeigen3-dev", "libgemmlowp-dev"))
     for tool in ("dpkg-deb", "tar", "nm"):
@@ -112,6 +112,20 @@ def build_runners(arch: str = "x86_64", out: Path | None = None, *, targets: Seq
         manifest.update(_foreign_arch(root))
     _assemble(out, manifest, root)
     return BuildResult(out, manifest, cached, time.perf_counter() - started)
+
+
+def _compiler(arch: str) -> str:
+    """The C++ compiler building runners for `arch` (the host g++, or the aarch64 cross compiler).
+
+    Kept out of compile.py on purpose: that file is part of every build's cache key."""
+    names = pins.COMPILERS[arch]
+    for name in names:
+        if shutil.which(name):
+            return cc.compiler(name)
+    if arch == "x86_64":
+        return cc.compiler(names[0])
+    raise MissingDependencyError(f"{arch} cross compiler {names[0]} not found: apt-get install "
+                                 f"{' '.join(pins.CROSS_PACKAGES[arch])} (`make runners` installs it)")
 
 
 def _foreign_arch(root: Path) -> dict[str, Any]:
