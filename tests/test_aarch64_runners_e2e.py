@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 from collections.abc import Callable
@@ -30,7 +31,8 @@ from effvit_deploy.runners.folder import FILE_NAME
 from tests.adb_emulator import AdbEmulator
 from tests.adb_emulator.arm64 import QemuUser
 
-pytestmark = pytest.mark.slow
+# the folder's qemu-user is an x86-64 binary: these tests emulate ARM on an x86-64 host (as CI is)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(platform.machine() != "x86_64", reason="needs an x86-64 host")]
 
 MODEL, RES = "efficientvit-b0", "64"
 TARGETS = ("tflite", "onnx", "executorch")
