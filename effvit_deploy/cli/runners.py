@@ -2,6 +2,7 @@
 
     effvit-bench runners build                     # x86_64, into build/runners/x86_64
     effvit-bench runners build --arch x86_64 --out /tmp/runners
+    effvit-bench runners build --arch aarch64      # ARM64 glibc Linux, cross-compiled; runs here under qemu-user
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ app = make_app("Build native benchmark runners (benchmark_model, executor_runner
 
 @app.command("build")
 def build_command(
-    arch: Annotated[str, typer.Option(help="Architecture of the device the runners are for.")] = "x86_64",
+    arch: Annotated[str, typer.Option(help="Architecture of the device the runners are for: x86_64 or "
+                                         "aarch64 (ARM64 glibc Linux; run here under qemu-user).")] = "x86_64",
     out: Annotated[Path | None, typer.Option(help="Runner folder to write (default build/runners/ARCH).")] = None,
     target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Only these runners: tflite, onnx, "
                                                      "executorch (repeatable); default all.")] = None,

@@ -54,20 +54,22 @@ class PrivateApt:
         """Write the configuration (idempotent)."""
         for sub in ("etc", "lists/partial", "cache/archives/partial"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        sources = "".join(f"{kind} [signed-by={KEYRING}] {MIRROR} {suite} main\n"
-                          for suite in SUITES for kind in ("deb", "deb-src"))
+        # arm64 lists too: the aarch64 runner build downloads sid arm64 libraries (NAME:arm64=VERSION)
+        sources = "".join(f"{kind} [{'arch=amd64,arm64 ' if kind == 'deb' else ''}signed-by={KEYRING}] {MIRROR} "
+                          f"{suite} main\n" for suite in SUITES for kind in ("deb", "deb-src"))
         (self.root / "etc" / "sources.list").write_text(sources)
         self.config.write_text(
             f'Dir::Etc::sourcelist "{self.root / "etc" / "sources.list"}";\n'
             'Dir::Etc::sourceparts "-";\n'
             f'Dir::State::Lists "{self.root / "lists"}";\n'
             f'Dir::Cache "{self.root / "cache"}";\n'
+            'APT::Architectures { "amd64"; "arm64"; };\n'
             'APT::Sandbox::User "root";\n')
 
     def update(self, *, force: bool = False) -> None:
         """`apt-get update` for the private sources (skipped when the lists are there, unless `force`)."""
         self.setup()
-        if not force and any((self.root / "lists").glob("*_sid_*Packages*")):
+        if not force and any((self.root / "lists").glob("*_sid_*binary-arm64_Packages*")):
             return
         log.info("apt-get update (private sid/trixie lists in %s)", self.root)
         proc = _run(["apt-get", "update", "-q"], cwd=self.root, env=self.env(), what="apt-get update")
@@ -75,9 +77,27 @@ class PrivateApt:
             raise MissingDependencyError(f"apt-get update for the sid/trixie lists failed: {_last_error(proc)}; "
                                          "check the network access to deb.debian.org")
 
-    def download(self, name: str, version: str, dest: Path) -> Path:
-        """`apt-get download NAME=VERSION` into `dest` (a cached .deb is reused)."""
-        return self._fetch(["apt-get", "download", "-q", f"{name}={version}"], f"{name}_", version, ".deb", dest)
+    def download(self, name: str, version: str, dest: Path, arch: str = "") -> Path:
+        """`apt-get download NAME[:ARCH]=VERSION` into `dest` (a cached .deb is reused)."""
+        return self.download_all([(name, version, arch)], dest)[0]
+
+    def download_all(self, debs: list[tuple[str, str, str]], dest: Path) -> list[Path]:
+        """Several (NAME, VERSION, ARCH) packages with ONE `apt-get download` for those not cached yet (each call
+        parses every package list, which takes tens of seconds with the arm64 lists on a busy machine)."""
+        def cached(name: str, version: str, arch: str) -> list[Path]:
+            # apt-get names files NAME_VERSION_ARCH.deb with ':' in the version written as '%3a'
+            return sorted(dest.glob(f"{name}_{version.replace(':', '%3a')}_{arch or '*'}.deb"))
+
+        missing = [f"{n}:{a}={v}" if a else f"{n}={v}" for n, v, a in debs if not cached(n, v, a)]
+        if missing:
+            self._get(["apt-get", "download", "-q", *missing], dest, " ".join(missing))
+        found = []
+        for name, version, arch in debs:
+            hits = cached(name, version, arch)
+            if not hits:
+                raise MissingDependencyError(f"apt-get download {name}={version} produced no .deb in {dest}")
+            found.append(hits[0])
+        return found
 
     def source(self, name: str, version: str, orig: str, dest: Path) -> Path:
         """The upstream tarball `orig` of source package NAME=VERSION (`apt-get source --download-only`)."""
@@ -89,18 +109,6 @@ class PrivateApt:
             raise MissingDependencyError(f"apt-get source {name}={version} did not fetch {orig}; is the version "
                                          "still in Debian sid? (see effvit_deploy/runners/pins.py)")
         return found
-
-    def _fetch(self, argv: list[str], prefix: str, version: str, suffix: str, dest: Path) -> Path:
-        # apt-get names files NAME_VERSION_ARCH.deb with ':' in the version written as '%3a'
-        pattern = f"{prefix}{version.replace(':', '%3a')}_*{suffix}"
-        hits = sorted(dest.glob(pattern))
-        if hits:
-            return hits[0]
-        self._get(argv, dest, argv[-1])
-        hits = sorted(dest.glob(pattern))
-        if not hits:
-            raise MissingDependencyError(f"apt-get download {argv[-1]} produced no {pattern} in {dest}")
-        return hits[0]
 
     def _get(self, argv: list[str], dest: Path, what: str) -> None:
         dest.mkdir(parents=True, exist_ok=True)
