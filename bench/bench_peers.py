@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_timing import cpu_model_and_flags, interleaved_latencies, load_and_date  # noqa: E402
+from bench_timing import cpu_model_and_flags, load_and_date  # noqa: E402
 from peers_census import summarize  # noqa: E402
 from peers_routes import (  # noqa: E402
     ONNX2TF_VARIANTS,
@@ -148,10 +148,36 @@ def time_group(name: str, resolution: tuple[int, int], artifacts: list[Artifact]
                             census=census)
             runners[key] = run
     x = np.random.default_rng(0).random((1, 3, *resolution), dtype=np.float32)
-    for key, times in interleaved_latencies(runners, x, runs, warmup).items():
+    for key, times in shuffled_rounds(runners, x, runs, warmup).items():
         rows[key].times_ms = times
+    # 1-thread runners compute in the calling thread (XNNPACK and ONNX Runtime run inline at one thread), so its CPU
+    # time is what the artifact costs, whatever else the shared machine is doing
+    single = {key: run for key, run in runners.items() if key[2] == 1}
+    for key, times in shuffled_rounds(single, x, runs, 0, clock=time.thread_time).items():
+        rows[key].cpu_ms = times
     order = {"litert": 0, "onnxruntime": 1, "executorch": 2}
     return sorted(rows.values(), key=lambda r: (order[r.runtime], r.threads, r.median or 0))
+
+
+def shuffled_rounds(runners: dict, x: np.ndarray, runs: int, warmup: int, clock=time.perf_counter,
+                    gap_s: float = 0.003, seed: int = 0) -> dict:
+    """Like bench_timing.interleaved_latencies, but each round runs the artifacts in a fresh random order with a short
+    pause before each run: thread pools that spin after a run (ONNX Runtime's, XNNPACK's) would otherwise always
+    slow down the same neighbour in a fixed order."""
+    rng = np.random.default_rng(seed)
+    keys = list(runners)
+    for _ in range(warmup):
+        for key in keys:
+            runners[key](x)
+    times: dict = {key: [] for key in keys}
+    for _ in range(runs):
+        for i in rng.permutation(len(keys)):
+            key = keys[i]
+            time.sleep(gap_s)
+            start = clock()
+            runners[key](x)
+            times[key].append((clock() - start) * 1e3)
+    return times
 
 
 @contextlib.contextmanager

@@ -51,18 +51,26 @@ def test_table_ratios_and_best_peer_per_group() -> None:
         _row("onnx2tf defaults", "litert", 1, [18.0]),
         peers_table.Row("m", "224x224", "litert", 0, "nobuco", note="not built: nobuco failed: X"),
     ]
+    rows[3].cpu_ms, rows[4].cpu_ms = [8.0, 9.0, 10.0], [12.0]
     assert peers_table.ratio_to_ours(rows, rows[1]) == pytest.approx(13.0 / 11.0)
+    assert peers_table.ratio_to_ours(rows, rows[1], "best") == pytest.approx(12.0 / 10.0)
+    assert peers_table.ratio_to_ours(rows, rows[4], "cpu") == pytest.approx(12.0 / 9.0)
+    assert peers_table.ratio_to_ours(rows, rows[1], "cpu") is None  # no CPU time at 2 threads
     assert peers_table.best_peer(rows, ("m", "224x224", "litert", 2)).route == "onnx2tf defaults"
     text = peers_table.markdown(rows, "# header")
     assert text.startswith("# header\n")
-    assert "| m | 224x224 | litert | 2 | onnx2tf defaults | 13.00 (12.00) | 1.18x | 1.0e-06 ok | 1/0/0 of 10; 1 part." \
-        in text
-    assert "| fast but wrong | 5.00 (5.00) | 0.45x | 1.0e-06 FAIL |" in text
-    assert "not built: nobuco failed: X" in text
-    assert "litert 2t: best peer onnx2tf defaults 13.00 ms, ours 11.00 ms -> ours 1.18x" in text
-    assert "litert 1t: best peer onnx2tf defaults 18.00 ms, ours 20.00 ms -> ours 0.90x" in text
-    data = peers_table.to_json(rows, {"cpu": "x"})
-    assert json.loads(json.dumps(data, default=str))["rows"][1]["x_ours"] == pytest.approx(13.0 / 11.0)
+    assert ("| m | 224x224 | litert | 2 | onnx2tf defaults | 13.00 (12.00) | 1.18x / 1.20x | - | 1.0e-06 ok "
+            "| 1/0/0 of 10; 1 part., 100% delegated |") in text
+    assert "| fast but wrong | 5.00 (5.00) | 0.45x / 0.50x | - | 1.0e-06 FAIL |" in text
+    assert "| 1 | onnx2tf defaults | 18.00 (18.00) | 0.90x / 0.90x | 12.00 (1.33x) |" in text
+    assert "| nobuco | not built: nobuco failed: X |" in text
+    assert ("litert 2t, best peer by median: onnx2tf defaults 13.00 vs ours 11.00 ms = 1.18x; "
+            "min: onnx2tf defaults 12.00 vs ours 10.00 ms = 1.20x") in text
+    assert "litert 1t, best peer by median: onnx2tf defaults 18.00 vs ours 20.00 ms = 0.90x" in text
+    assert "CPU: onnx2tf defaults 12.00 vs ours 9.00 ms = 1.33x" in text
+    data = json.loads(json.dumps(peers_table.to_json(rows, {"cpu": "x"}), default=str))
+    assert data["rows"][1]["x_ours_median"] == pytest.approx(13.0 / 11.0)
+    assert data["rows"][4]["cpu_ms_median"] == 12.0
 
 
 def test_match_layout_brings_channels_last_dense_outputs_back() -> None:
@@ -129,7 +137,22 @@ def test_time_group_checks_parity_and_times_every_artifact(tiny_artifact) -> Non
         ("ours", "litert", 1), ("ours", "litert", 2), ("ours", "onnxruntime", 1), ("ours", "onnxruntime", 2),
         ("other model", "litert", 1), ("other model", "litert", 2)}
     assert all(len(r.times_ms) == 3 and r.median > 0 for r in rows)
+    assert all(len(r.cpu_ms) == 3 and r.cpu > 0 for r in rows if r.threads == 1)
+    assert not any(r.cpu_ms for r in rows if r.threads == 2)
     assert all(r.parity["passed"] for r in rows if r.route == "ours")
     assert not any(r.parity["passed"] for r in rows if r.route == "other model")
     tflite = next(r for r in rows if r.runtime == "litert")
     assert tflite.census.ops > 0 and tflite.census.partitions >= 1
+
+
+def test_shuffled_rounds_time_every_runner_in_changing_orders() -> None:
+    calls: list[str] = []
+
+    def runner(name: str):
+        return lambda _x: calls.append(name)
+
+    runners = {name: runner(name) for name in "abcd"}
+    times = bench_peers.shuffled_rounds(runners, np.zeros(1), runs=6, warmup=1, gap_s=0.0)
+    assert {k: len(v) for k, v in times.items()} == {k: 6 for k in "abcd"}
+    rounds = [tuple(calls[i:i + 4]) for i in range(4, len(calls), 4)]  # after the warm-up round
+    assert all(sorted(r) == list("abcd") for r in rounds) and len(set(rounds)) > 1
