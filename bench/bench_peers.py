@@ -60,7 +60,8 @@ THREADS = {"litert": (1, 2), "onnxruntime": (1, 2), "executorch": (2,)}
 _ = cached_build  # re-exported for tests
 
 
-def build_group(name: str, resolution: tuple[int, int], out_dir: Path, say) -> tuple[list[Artifact], list[Row], dict]:
+def build_group(name: str, resolution: tuple[int, int], out_dir: Path, say,
+                variants: tuple[str, ...] = tuple(ONNX2TF_VARIANTS)) -> tuple[list[Artifact], list[Row], dict]:
     """Every route's artifact for (name, resolution); routes that cannot build become rows with a note."""
     res = models.format_resolution(resolution)
     peers_dir = out_dir / name / res / "peers"
@@ -84,8 +85,12 @@ def build_group(name: str, resolution: tuple[int, int], out_dir: Path, say) -> t
         say(f"  {route}: {', '.join(a.path.name for a in produced)} ({time.time() - started:.0f}s)")
 
     attempt("ours", "all", lambda: ours(name, resolution, out_dir, ("tflite", "onnx", "executorch")))
+    # onnx2tf's artifacts take NHWC input; ours does too with --nhwc (the same IO, so the same comparison)
+    attempt("ours --nhwc", "litert", lambda: ours(name, resolution, out_dir, ("tflite",), optimize_variants=(True,),
+                                                  nhwc=True))
     plain_onnx = next(a.path for a in artifacts if a.route == "ours --no-optimize" and a.runtime == "onnxruntime")
-    for label, flags in ONNX2TF_VARIANTS.items():
+    for label in variants:
+        flags = ONNX2TF_VARIANTS[label]
         attempt(label, "litert", lambda f=flags, lb=label: onnx2tf(plain_onnx, peers_dir / f"{_slug(lb)}.tflite", f))
     attempt("torch.onnx defaults", "onnxruntime",
             lambda: torch_onnx_default(model, example, peers_dir / "torch-onnx-defaults.onnx", recipe))
@@ -114,6 +119,10 @@ def build_group(name: str, resolution: tuple[int, int], out_dir: Path, say) -> t
     return artifacts, failed, references
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
 def _slug(label: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in label).strip("-")
 
@@ -140,7 +149,8 @@ def time_group(name: str, resolution: tuple[int, int], artifacts: list[Artifact]
         census = census_of(a)
         for threads in THREADS[a.runtime]:
             with _quiet_stderr():
-                run = get_target(TARGET_OF_RUNTIME[a.runtime]).load_runner(a.path, threads=threads)
+                run = (litert_runner(a.path, threads) if a.runtime == "litert"
+                       else get_target(TARGET_OF_RUNTIME[a.runtime]).load_runner(a.path, threads=threads))
             reference = references[a.reference]
             out = match_layout(np.asarray(run(example)), reference)
             key = (a.route, a.runtime, threads)
@@ -157,6 +167,29 @@ def time_group(name: str, resolution: tuple[int, int], artifacts: list[Artifact]
         rows[key].cpu_ms = times
     order = {"litert": 0, "onnxruntime": 1, "executorch": 2}
     return sorted(rows.values(), key=lambda r: (order[r.runtime], r.threads, r.median or 0))
+
+
+def litert_runner(path: Path, threads: int):
+    """Like the tflite target's runner (default XNNPACK delegate), but an NHWC artifact (onnx2tf's, ours --nhwc)
+    gets its input laid out once per input array, outside the timed call: an app would hand it NHWC pixels, so the
+    NCHW->NHWC copy is not the artifact's cost."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    shape = tuple(int(d) for d in inp["shape"])
+    channels_last = len(shape) == 4 and shape[3] == 3 and shape[1] != 3
+    laid_out: list = [None, None]  # [source array, its copy in the artifact's layout]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if laid_out[0] is not x:
+            laid_out[:] = [x, np.ascontiguousarray(x.transpose(0, 2, 3, 1) if channels_last else x, inp["dtype"])]
+        interpreter.set_tensor(inp["index"], laid_out[1])
+        interpreter.invoke()
+        return np.array(interpreter.get_tensor(out["index"]), dtype=np.float32)
+
+    return run
 
 
 def shuffled_rounds(runners: dict, x: np.ndarray, runs: int, warmup: int, clock=time.perf_counter,
@@ -203,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=Path("export"))
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--build-only", action="store_true", help="build and cache the artifacts, time nothing")
+    parser.add_argument("--onnx2tf-variant", action="append", choices=list(ONNX2TF_VARIANTS), default=None,
+                        help="onnx2tf flag sets to convert with (repeatable; default: all)")
     args = parser.parse_args(argv)
     names = args.model or ["efficientvit-b0", "efficientvit-b1"]
     resolutions = [models.parse_resolution(r) for r in (args.resolution or ["224", "512", "1024"])]
@@ -214,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         for resolution in resolutions:
             res = models.format_resolution(resolution)
-            print(f"{name} {res}: building", flush=True)
-            artifacts, failed, references = build_group(name, resolution, args.out_dir, print)
+            _say(f"{name} {res}: building ({time.strftime('%H:%M:%S')})")
+            artifacts, failed, references = build_group(name, resolution, args.out_dir, _say,
+                                                        tuple(args.onnx2tf_variant or ONNX2TF_VARIANTS))
             if args.build_only:
                 continue
             started = time.time()

@@ -69,14 +69,14 @@ RUNTIME_OF_TARGET = {"tflite": "litert", "onnx": "onnxruntime", "executorch": "e
 
 def ours(model: str | nn.Module, resolution: tuple[int, int], out_dir: Path, targets: tuple[str, ...],
          *, name: str | None = None, label: str = "ours", optimize_variants: tuple[bool, ...] = (True, False),
-         reference: str = "ours") -> list[Artifact]:
+         reference: str = "ours", nhwc: bool = False) -> list[Artifact]:
     """Our pipeline's verified artifacts (cached by the pipeline itself) per target, deploy form and as built."""
     found = []
     for target in targets:
         for optimize in optimize_variants:
             entry = export(model, ExportOptions(target=target, resolution=resolution, out_dir=out_dir,
-                                                optimize=optimize, name=name, random_weights=name is None))
-            route = label if optimize else f"{label} --no-optimize"
+                                                optimize=optimize, name=name, random_weights=name is None, nhwc=nhwc))
+            route = (label if optimize else f"{label} --no-optimize") + (" --nhwc" if nhwc else "")
             found.append(Artifact(route, RUNTIME_OF_TARGET[target], Path(entry["path"]), reference))
     return found
 

@@ -35,6 +35,7 @@ class Row:
 
 
 OURS = "ours"
+OUR_VARIANTS = (OURS, "ours --nhwc")  # our deploy form; never counted as a peer
 METRICS = ("median", "best", "cpu")  # wall median, wall min, 1-thread CPU median
 
 
@@ -54,7 +55,7 @@ def ratio_to_ours(rows: list[Row], row: Row, metric: str = "median") -> float | 
 def best_peer(rows: list[Row], group: tuple, metric: str = "median") -> Row | None:
     """The fastest route other than ours that matched PyTorch (ours --no-optimize counts: it is litert-torch's,
     torch.export's and our ONNX export's default on the model as built)."""
-    peers = [r for r in rows if _group(r) == group and r.route != OURS and getattr(r, metric) is not None
+    peers = [r for r in rows if _group(r) == group and r.route not in OUR_VARIANTS and getattr(r, metric) is not None
              and _passed(r)]
     return min(peers, key=lambda r: getattr(r, metric)) if peers else None
 
