@@ -236,12 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=Path("export"))
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--build-only", action="store_true", help="build and cache the artifacts, time nothing")
+    parser.add_argument("--executorch-threads", type=int, default=2,
+                        help="ExecuTorch's one process-wide thread count (1 adds its CPU-time figure)")
     parser.add_argument("--onnx2tf-variant", action="append", choices=list(ONNX2TF_VARIANTS), default=None,
                         help="onnx2tf flag sets to convert with (repeatable; default: all)")
     args = parser.parse_args(argv)
     names = args.model or ["efficientvit-b0", "efficientvit-b1"]
     resolutions = [models.parse_resolution(r) for r in (args.resolution or ["224", "512", "1024"])]
     torch.set_num_threads(2)
+    THREADS["executorch"] = (args.executorch_threads,)
 
     cpu, _ = cpu_model_and_flags()
     load_note = load_and_date()
