@@ -8,7 +8,7 @@ ANDROID_TOOLS_STAMP := $(ANDROID_TOOLS)/.installed
 ANDROID_AARS ?=
 
 .PHONY: setup demo test lint runners bench-export bench-profile bench-quant bench-harness bench-runners \
-	bench-highres clean android-tools android-app
+	bench-highres bench-peers clean android-tools android-app
 
 setup: $(STAMP)
 
@@ -61,6 +61,21 @@ bench-quant: $(STAMP)
 # segmentation at Cityscapes resolutions: latency, peak memory, attention MAC share (exports 1024x2048: GBs of RAM)
 bench-highres: $(STAMP)
 	$(PY) bench/bench_highres.py
+
+# ours vs onnx2tf / torch.onnx / litert-torch defaults (+ timm, nobuco where they import), same weights, one process.
+# The peers (TensorFlow, onnx2tf, ...) go into their own venv, $(PEERS_VENV), so .venv stays lean for `make test`.
+PEERS_VENV ?= .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.peers-installed
+
+$(PEERS_STAMP): requirements.txt constraints.txt pyproject.toml requirements-peers-nodeps.txt
+	test -x $(PEERS_VENV)/bin/python || python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -r requirements.txt -c constraints.txt
+	$(PEERS_VENV)/bin/python -m pip install -e '.[peers]' -c constraints.txt
+	$(PEERS_VENV)/bin/python -m pip install --no-deps -r requirements-peers-nodeps.txt
+	touch $@
+
+bench-peers: $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/python bench/bench_peers.py
 
 bench-harness: $(STAMP)
 	$(PY) bench/bench_harness.py
