@@ -8,7 +8,7 @@ ANDROID_TOOLS_STAMP := $(ANDROID_TOOLS)/.installed
 ANDROID_AARS ?=
 
 .PHONY: setup demo test lint runners bench-export bench-profile bench-quant bench-harness bench-runners \
-	bench-highres clean android-tools android-app
+	bench-highres clean android-tools android-app android-cmake
 
 setup: $(STAMP)
 
@@ -36,7 +36,14 @@ runners: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m effvit_deploy.demo
 
-test: $(STAMP) runners android-app
+# cmake (bookworm, pinned) for the Android NDK runner project: the tests run its configure step with a stub toolchain.
+ANDROID_CMAKE_APT := cmake=3.25.1-1
+
+android-cmake:
+	@dpkg -s cmake >/dev/null 2>&1 || { echo "installing $(ANDROID_CMAKE_APT)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(ANDROID_CMAKE_APT); }
+
+test: $(STAMP) runners android-app android-cmake
 	EFFVIT_RUNNER_DIR=$(RUNNER_DIR) $(PY) -m pytest -q
 
 lint: $(STAMP)
