@@ -25,13 +25,18 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 # ~/.cache/effvit-deploy/runners ($$EFFVIT_RUNNER_CACHE), so a second `make runners` only copies files.
 RUNNER_APT := g++=4:12.2.0-3 binutils=2.40-2 xz-utils=5.4.1-1 libabsl-dev=20220623.1-1+deb12u2 \
 	libeigen3-dev=3.4.0-4 libgemmlowp-dev=0.0~git20211220.e844ffd-1
+# aarch64 runners: bookworm's cross compiler; the arm64 libraries, glibc sysroot and qemu-user 10 (trixie; bookworm's
+# 7.2 crashes ONNX Runtime) come through the private APT config into the runner cache, pinned in runners/pins.py.
+RUNNER_APT += g++-12-aarch64-linux-gnu=12.2.0-14cross1 libc6-dev-arm64-cross=2.36-8cross1
 RUNNER_DIR := build/runners/x86_64
+RUNNER_DIR_AARCH64 := build/runners/aarch64
 
 runners: $(STAMP)
 	@missing=$$(for p in $(RUNNER_APT); do dpkg -s "$${p%%=*}" >/dev/null 2>&1 || echo "$$p"; done); \
 	if [ -n "$$missing" ]; then echo "installing runner build prerequisites: $$missing"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 	$(PY) -m effvit_deploy.cli.bench runners build --arch x86_64 --out $(RUNNER_DIR)
+	$(PY) -m effvit_deploy.cli.bench runners build --arch aarch64 --out $(RUNNER_DIR_AARCH64)
 
 demo: $(STAMP)
 	$(PY) -m effvit_deploy.demo
@@ -44,7 +49,7 @@ android-cmake:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(ANDROID_CMAKE_APT); }
 
 test: $(STAMP) runners android-app android-cmake
-	EFFVIT_RUNNER_DIR=$(RUNNER_DIR) $(PY) -m pytest -q
+	EFFVIT_RUNNER_DIR=$(RUNNER_DIR) EFFVIT_RUNNER_DIR_AARCH64=$(RUNNER_DIR_AARCH64) $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check effvit_deploy tests bench

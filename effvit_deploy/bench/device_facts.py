@@ -99,7 +99,7 @@ def read_device_facts(dev: Shell, *, timeout: float = 30.0) -> dict[str, Any]:
     Returns:
         {"model", "manufacturer", "soc", "soc_model", "soc_manufacturer", "board_platform", "hardware",
          "android_release", "android_sdk", "abi", "cpu_count", "clusters": [{"cpus", "max_khz", "governor"}],
-         "governor"}
+         "governor", "emulated"}
     """
     sec = _sections(_run_script(dev, _FACTS_SCRIPT, timeout))
     props = {m[1]: m[2] for line in sec.get("props", []) if (m := _PROP.match(line))}
@@ -138,6 +138,9 @@ def read_device_facts(dev: Shell, *, timeout: float = 30.0) -> dict[str, Any]:
         "cpu_count": len(max_khz),
         "clusters": clusters,
         "governor": ",".join(governors) if governors else None,
+        # a device that is not the hardware it describes (emulation.py): Android SDK emulator or the test emulator
+        "emulated": prop("ro.effvit.emulated") or ("Android emulator (ro.kernel.qemu=1)"
+                                                   if prop("ro.kernel.qemu") == "1" else None),
     }
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from ..errors import DeviceError, InvalidInputError
 from ..fileio import owned_temp_dir, remove_stale_temps
-from . import python_runner
+from . import emulation, python_runner
 from .adb import DEVICE_TMP, AdbDevice, DeviceDisconnected, DeviceTimeout
 from .device_facts import LocalShell, big_core_mask, mask_cpus, read_cur_freqs, read_device_facts, read_thermal
 from .device_lock import DeviceLock, identity
@@ -361,7 +361,11 @@ class LocalDevice(Device):
         return str(PYTHON_RUNNER_FILE)
 
     def prepare_native(self, binary: Path, libraries: list[Path]) -> tuple[str, str | None]:
-        return str(Path(binary).resolve()), (str(Path(binary).resolve().parent) if libraries else None)
+        folder = str(Path(binary).resolve().parent) if libraries else None
+        emu = emulation.local_emulation(Path(binary).resolve().parent)
+        if emu is not None:  # a foreign-arch folder (aarch64 on this x86-64 host): run it under qemu-user
+            return str(emulation.launcher(Path(binary), emu)), folder
+        return str(Path(binary).resolve()), folder
 
     def run_python_runner(self, artifact_path: str, target: str, *, threads: int, runs: int, warmup: int,
                           mask: str | None, timeout: float, input_path: str | None = None, min_seconds: float = 0.0,

@@ -43,7 +43,7 @@ from .. import __version__
 from ..errors import DeviceError, EffvitError, InvalidInputError, MissingFileError
 from ..fileio import sha256_file
 from ..runners import folder as runner_folder
-from . import device_parity
+from . import device_parity, emulation
 from .adb import DeviceDisconnected, DeviceTimeout
 from .app_result import parse_app_result
 from .app_runner import RUNNER_NAMES as APP_RUNNER_NAMES
@@ -240,6 +240,7 @@ class DevicePlan:
     runners: dict[str, RunnerChoice]
     masks: dict[int, tuple[str | None, str]]
     configs: list[Configuration]
+    runner_dir: Path | None = None  # this device's native runner folder (--runner-dir, or its subfolder for the ABI)
 
 
 def choose_runner(device: Device, target: str, mode: str, runner_dir: Path | None,
@@ -289,12 +290,15 @@ def plan_device(device: Device, spec: SweepSpec, options: RunOptions) -> DeviceP
     facts = device.facts()
     targets = list(dict.fromkeys(c.target for c in spec.configurations))
     app = _app_session(device, options)
-    runners = {t: choose_runner(device, t, options.runner, options.runner_dir, app) for t in targets}
+    runner_dir = runner_folder.for_abi(options.runner_dir, facts.get("abi"))
+    runners = {t: choose_runner(device, t, options.runner, runner_dir, app) for t in targets}
     if any(c.native is not None for c in runners.values()):  # before anything is pushed
-        runner_folder.check_abi(options.runner_dir, facts.get("abi"), device.spec)
+        runner_folder.check_abi(runner_dir, facts.get("abi"), device.spec, can_emulate=device.kind == "local")
+        if device.kind == "local":  # an aarch64 folder here runs under qemu: another "device", flagged emulated
+            facts = emulation.local_facts(facts, runner_dir)
     threads = sorted({c.threads for c in spec.configurations})
     masks = {n: device.mask_for(options.cores, n) for n in threads}
-    return DevicePlan(device, facts, runners, masks, shuffled(spec.configurations, options.seed))
+    return DevicePlan(device, facts, runners, masks, shuffled(spec.configurations, options.seed), runner_dir)
 
 
 def _app_session(device: Device, options: RunOptions) -> AppSession | None:
@@ -625,11 +629,12 @@ class _Worker:
             rec.versions["effvit-bench-apk"] = "sha256:" + choice.app.package.sha256[:16]
         elif choice.native is not None:
             assert choice.binary is not None
-            binary, libdir = dev.prepare_native(choice.binary, shared_libraries(opts.runner_dir))
+            binary, libdir = dev.prepare_native(choice.binary, shared_libraries(self.plan.runner_dir))
             rec.versions[choice.native.binary] = "sha256:" + sha256_file(choice.binary)[:16]
-            _runner_versions(rec, opts.runner_dir, config.target)
+            _runner_versions(rec, self.plan.runner_dir, config.target)
         else:
             dev.prepare_python_runner()
+        emulation.mark(rec, emulation.device_how(self.plan.facts))
         staged = device_parity.stage(dev, artifact.path, artifact.manifest)
         rec.thermal_before, rec.freqs_before = dev.thermal(), dev.freqs()
         if choice.app is not None:

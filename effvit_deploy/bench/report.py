@@ -267,6 +267,8 @@ def _display_names(records: Sequence[BenchRecord]) -> dict[str, str]:
         model = rec.device_model or rec.device_serial
         soc = rec.device.get("soc")
         base[rec.device_id] = f"{model} ({soc})" if soc and str(soc) not in model else model
+        if rec.extra.get("emulated"):  # emulator timings: never to be read as phone latency
+            base[rec.device_id] += " [emulated]"
         serial[rec.device_id] = rec.device_serial
     counts: dict[str, int] = {}
     for name in base.values():
@@ -330,6 +332,9 @@ def _notes(table: Table) -> list[str]:
     notes = []
     runner_text = "; ".join(f"{d}: {', '.join(r)}" for d, r in table.runners.items())
     notes.append(f"ms per inference; each cell names its statistic (median with p90, or mean). Runners: {runner_text}.")
+    if any("[emulated]" in d for d in table.devices):
+        notes.append("[emulated]: measured under an emulator (qemu running ARM code on this machine's CPU): real ARM "
+                     "kernels and outputs, but emulator timings, NOT phone latency.")
     if table.has_speedups:
         mapping = ", ".join(
             f"{k.removeprefix('efficientvit-')}→{v.removeprefix('efficientnet-')}" for k, v in EFFICIENTNET_TWIN.items()

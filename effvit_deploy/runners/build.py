@@ -27,16 +27,17 @@ from typing import Any
 from ..errors import InvalidInputError, MissingDependencyError
 from ..fileio import atomic_write_json, sha256_file
 from ..vocabulary import TARGETS
+from . import aarch64, fetch, pins, recipes
 from . import compile as cc
-from . import fetch, pins, recipes
 from .folder import FILE_NAME, SCHEMA
 
 log = logging.getLogger(__name__)
 
 RECIPE_VERSION = 1  # bump when a recipe changes in a way its sources' hashes do not show
 CACHE_ENV = "EFFVIT_RUNNER_CACHE"
-BUILDERS: dict[str, Callable[[str, dict[str, Path], Path], recipes.Built]] = {
-    "tflite": recipes.build_tflite, "onnx": recipes.build_onnx, "executorch": recipes.build_executorch}
+BUILDERS: dict[str, dict[str, Callable[[str, dict[str, Path], Path], recipes.Built]]] = {
+    "x86_64": {"tflite": recipes.build_tflite, "onnx": recipes.build_onnx, "executorch": recipes.build_executorch},
+    "aarch64": aarch64.BUILDERS}
 # The registry package whose runtime library each runner links (the record's versions key, as the Python runners').
 RUNTIME_PACKAGES = {"tflite": pins.TFLITE_RUNTIME.name, "onnx": pins.ONNXRUNTIME.name,
                     "executorch": pins.EXECUTORCH.name}
@@ -75,13 +76,12 @@ def build_runners(arch: str = "x86_64", out: Path | None = None, *, targets: Seq
     """
     say = progress or (lambda _m: None)
     if arch not in pins.ARCHES:
-        raise InvalidInputError(f"--arch {arch!r}: this version builds {', '.join(pins.ARCHES)} "
-                                "(aarch64 cross builds are issue 11)")
+        raise InvalidInputError(f"--arch {arch!r}: this version builds {', '.join(pins.ARCHES)}")
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise InvalidInputError(f"unknown runner target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
     started = time.perf_counter()
-    cxx = cc.compiler()
+    cxx = cc.compiler_for(arch)
     if "tflite" in targets:
         cc.check_system_headers(("libabsl-dev", "libeigen3-dev", "libgemmlowp-dev"))
     for tool in ("dpkg-deb", "tar", "nm"):
@@ -107,25 +107,47 @@ def build_runners(arch: str = "x86_64", out: Path | None = None, *, targets: Seq
                            **json.loads((build_dir / "build.json").read_text())}
     manifest = {"schema": SCHEMA, "arch": arch, "abi": pins.ARCHES[arch][0], "compiler": compiler,
                 "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "runners": entries}
+    if arch == aarch64.ARCH:
+        say("aarch64: glibc sysroot and qemu-user for running the folder on this host")
+        manifest.update(_foreign_arch(root))
     _assemble(out, manifest, root)
     return BuildResult(out, manifest, cached, time.perf_counter() - started)
 
 
+def _foreign_arch(root: Path) -> dict[str, Any]:
+    """runners.json keys of an aarch64 folder: the sysroot it needs, and how this host runs it (qemu-user)."""
+    apt, dest = fetch.PrivateApt(root / "apt"), root / "downloads" / "apt"
+    libc, emu = pins.GLIBC_ARM64, pins.QEMU_USER
+    sysroot = aarch64.sysroot(apt.download(libc.name, libc.version, dest, libc.arch), root)
+    qemu = aarch64.qemu(apt.download(emu.name, emu.version, dest), root)
+    return {"sysroot": aarch64.sysroot_needs(),
+            "emulation": {"qemu": str(qemu), "qemu_package": f"{emu.name} {emu.version} (Debian trixie)",
+                          "cpu": pins.QEMU_CPU, "sysroot": str(sysroot)}}
+
+
+def _arm64_debs(debs: Sequence[pins.Deb], role: str, apt: fetch.PrivateApt, dest: Path) -> dict[str, Path]:
+    return {f"{role}:{d.name}": apt.download(d.name, d.version, dest, d.arch) for d in debs}
+
+
 def _inputs(target: str, arch: str, root: Path) -> dict[str, Path]:
     """Download (or find in the cache) what one runner's build reads."""
+    found = _inputs_for(target, arch, root)
+    if arch == aarch64.ARCH:
+        found.update(_arm64_debs(pins.CXX_RUNTIME_ARM64, "cxx", fetch.PrivateApt(root / "apt"),
+                                 root / "downloads" / "apt"))
+    return found
+
+
+def _inputs_for(target: str, arch: str, root: Path) -> dict[str, Path]:
     downloads = root / "downloads"
     apt = fetch.PrivateApt(root / "apt")
     platform = pins.ARCHES[arch][1]
+    if target == "tflite" and arch == aarch64.ARCH:
+        return {**_tf_source(apt, downloads),
+                **_arm64_debs((pins.TFLITE_ARM64, *pins.TFLITE_ARM64_DEPS), "arm64", apt, downloads / "apt")}
     if target == "tflite":
-        tarball = apt.source(pins.TF_SOURCE_PACKAGE, pins.TF_SOURCE_VERSION, pins.TF_ORIG_TARBALL, downloads / "apt")
-        if sha256_file(tarball) != pins.TF_ORIG_SHA256:
-            tarball.unlink()
-            raise MissingDependencyError(f"{pins.TF_ORIG_TARBALL} does not match its pinned sha256 (deleted); "
-                                         "run the build again to download it afresh")
         wheel = pins.TFLITE_RUNTIME
-        return {"tensorflow": tarball,
-                "flatbuffers": apt.download(pins.FLATBUFFERS_DEV.name, pins.FLATBUFFERS_DEV.version, downloads / "apt"),
-                "ruy": apt.download(pins.RUY_DEV.name, pins.RUY_DEV.version, downloads / "apt"),
+        return {**_tf_source(apt, downloads),
                 "tflite-runtime": fetch.pip_wheel(wheel.name, wheel.version, pins.TFLITE_PLATFORM[arch], wheel.python,
                                                   downloads / "pip")}
     if target == "onnx":
@@ -137,6 +159,18 @@ def _inputs(target: str, arch: str, root: Path) -> dict[str, Path]:
     return {"executorch": fetch.pip_wheel(wheel.name, wheel.version, platform, wheel.python, downloads / "pip")}
 
 
+def _tf_source(apt: fetch.PrivateApt, downloads: Path) -> dict[str, Path]:
+    """The TensorFlow source tarball (sha256-checked) and the header packages benchmark_model compiles against."""
+    tarball = apt.source(pins.TF_SOURCE_PACKAGE, pins.TF_SOURCE_VERSION, pins.TF_ORIG_TARBALL, downloads / "apt")
+    if sha256_file(tarball) != pins.TF_ORIG_SHA256:
+        tarball.unlink()
+        raise MissingDependencyError(f"{pins.TF_ORIG_TARBALL} does not match its pinned sha256 (deleted); "
+                                     "run the build again to download it afresh")
+    return {"tensorflow": tarball,
+            "flatbuffers": apt.download(pins.FLATBUFFERS_DEV.name, pins.FLATBUFFERS_DEV.version, downloads / "apt"),
+            "ruy": apt.download(pins.RUY_DEV.name, pins.RUY_DEV.version, downloads / "apt")}
+
+
 def _sources(target: str, inputs: dict[str, Path]) -> list[dict[str, str]]:
     own = [{"name": f"effvit_deploy/runners/sources/{n}", "sha256": sha256_file(recipes.SOURCES / n)}
            for n in OWN_SOURCES[target]]
@@ -144,7 +178,7 @@ def _sources(target: str, inputs: dict[str, Path]) -> list[dict[str, str]]:
 
 
 def _build_key(target: str, arch: str, inputs: dict[str, Path], compiler: str) -> str:
-    recipe = Path(recipes.__file__).read_bytes() + Path(cc.__file__).read_bytes()
+    recipe = b"".join(Path(m.__file__).read_bytes() for m in (recipes, cc, *((aarch64,) if arch != "x86_64" else ())))
     blob = json.dumps({"target": target, "arch": arch, "sources": _sources(target, inputs), "compiler": compiler,
                        "recipe": RECIPE_VERSION, "recipe_sha256": hashlib.sha256(recipe).hexdigest()},
                       sort_keys=True)
@@ -158,7 +192,7 @@ def _build_into(target: str, cxx: str, inputs: dict[str, Path], build_dir: Path,
     with tempfile.TemporaryDirectory(prefix=f".{target}-", dir=build_dir.parent) as tmp:
         work = Path(tmp) / "work"
         work.mkdir()
-        built = BUILDERS[target](cxx, inputs, work)
+        built = BUILDERS[arch][target](cxx, inputs, work)
         final = Path(tmp) / "final"
         final.mkdir()
         for f in [built.binary, *built.libraries]:

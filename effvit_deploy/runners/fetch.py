@@ -54,20 +54,22 @@ class PrivateApt:
         """Write the configuration (idempotent)."""
         for sub in ("etc", "lists/partial", "cache/archives/partial"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        sources = "".join(f"{kind} [signed-by={KEYRING}] {MIRROR} {suite} main\n"
-                          for suite in SUITES for kind in ("deb", "deb-src"))
+        # arm64 lists too: the aarch64 runner build downloads sid arm64 libraries (NAME:arm64=VERSION)
+        sources = "".join(f"{kind} [{'arch=amd64,arm64 ' if kind == 'deb' else ''}signed-by={KEYRING}] {MIRROR} "
+                          f"{suite} main\n" for suite in SUITES for kind in ("deb", "deb-src"))
         (self.root / "etc" / "sources.list").write_text(sources)
         self.config.write_text(
             f'Dir::Etc::sourcelist "{self.root / "etc" / "sources.list"}";\n'
             'Dir::Etc::sourceparts "-";\n'
             f'Dir::State::Lists "{self.root / "lists"}";\n'
             f'Dir::Cache "{self.root / "cache"}";\n'
+            'APT::Architectures { "amd64"; "arm64"; };\n'
             'APT::Sandbox::User "root";\n')
 
     def update(self, *, force: bool = False) -> None:
         """`apt-get update` for the private sources (skipped when the lists are there, unless `force`)."""
         self.setup()
-        if not force and any((self.root / "lists").glob("*_sid_*Packages*")):
+        if not force and any((self.root / "lists").glob("*_sid_*binary-arm64_Packages*")):
             return
         log.info("apt-get update (private sid/trixie lists in %s)", self.root)
         proc = _run(["apt-get", "update", "-q"], cwd=self.root, env=self.env(), what="apt-get update")
@@ -75,9 +77,11 @@ class PrivateApt:
             raise MissingDependencyError(f"apt-get update for the sid/trixie lists failed: {_last_error(proc)}; "
                                          "check the network access to deb.debian.org")
 
-    def download(self, name: str, version: str, dest: Path) -> Path:
-        """`apt-get download NAME=VERSION` into `dest` (a cached .deb is reused)."""
-        return self._fetch(["apt-get", "download", "-q", f"{name}={version}"], f"{name}_", version, ".deb", dest)
+    def download(self, name: str, version: str, dest: Path, arch: str = "") -> Path:
+        """`apt-get download NAME[:ARCH]=VERSION` into `dest` (a cached .deb is reused)."""
+        spec = f"{name}:{arch}" if arch else name
+        return self._fetch(["apt-get", "download", "-q", f"{spec}={version}"], f"{name}_", version,
+                           f"_{arch}.deb" if arch else "_*.deb", dest)
 
     def source(self, name: str, version: str, orig: str, dest: Path) -> Path:
         """The upstream tarball `orig` of source package NAME=VERSION (`apt-get source --download-only`)."""
@@ -92,7 +96,7 @@ class PrivateApt:
 
     def _fetch(self, argv: list[str], prefix: str, version: str, suffix: str, dest: Path) -> Path:
         # apt-get names files NAME_VERSION_ARCH.deb with ':' in the version written as '%3a'
-        pattern = f"{prefix}{version.replace(':', '%3a')}_*{suffix}"
+        pattern = f"{prefix}{version.replace(':', '%3a')}{suffix}"
         hits = sorted(dest.glob(pattern))
         if hits:
             return hits[0]

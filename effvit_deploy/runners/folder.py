@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import DeviceError, InvalidInputError
 
 FILE_NAME = "runners.json"
+ARCH_OF_ABI = {"arm64-v8a": "aarch64", "x86_64": "x86_64"}  # ro.product.cpu.abi -> `runners build --arch`
 SCHEMA = 1
 
 
@@ -46,8 +47,21 @@ def runner_info(folder: Path | None, target: str) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) else None
 
 
-def check_abi(folder: Path | None, device_abi: str | None, device: str) -> None:
+def for_abi(folder: Path | None, device_abi: str | None) -> Path | None:
+    """`folder`, or its subfolder built for `device_abi` when `folder` holds several runner folders (e.g.
+    build/runners with x86_64/ and aarch64/): one --runner-dir serves every device of a sweep."""
+    if folder is None or not device_abi or (Path(folder) / FILE_NAME).is_file() or not Path(folder).is_dir():
+        return folder
+    for sub in sorted(p for p in Path(folder).iterdir() if (p / FILE_NAME).is_file()):
+        if (read(sub) or {}).get("abi") == device_abi:
+            return sub
+    return folder
+
+
+def check_abi(folder: Path | None, device_abi: str | None, device: str, *, can_emulate: bool = False) -> None:
     """Refuse a runner folder built for another ABI than the device's `ro.product.cpu.abi`.
+
+    `can_emulate`: the device runs foreign folders that carry an `emulation` block (this machine, under qemu-user).
 
     Raises:
         DeviceError: the ABIs differ (one line naming both and the build command).
@@ -55,7 +69,9 @@ def check_abi(folder: Path | None, device_abi: str | None, device: str) -> None:
     data = read(folder)
     if data is None or not data.get("abi") or not device_abi:
         return
+    if can_emulate and isinstance(data.get("emulation"), dict):
+        return
     if str(data["abi"]) != str(device_abi):
         raise DeviceError(f"--runner-dir {folder} holds runners for {data['abi']} but {device} is {device_abi} "
                           f"(ro.product.cpu.abi); build runners for it: effvit-bench runners build --arch "
-                          f"{device_abi} --out DIR")
+                          f"{ARCH_OF_ABI.get(str(device_abi), device_abi)} --out DIR")

@@ -9,6 +9,13 @@ Why these versions (facts: shared/reference/native_runners_facts.md):
 - onnxruntime 1.32.0 is the project's pinned runtime; its wheel has the library but no headers, which come from
   Debian sid's libonnxruntime-dev 1.23.2 (the C API is versioned and backward compatible: newer libraries serve
   older headers).
+- aarch64 (issue 11): the same three runners cross-compiled with bookworm's g++-12-aarch64-linux-gnu. No
+  tflite-runtime aarch64 wheel exists, so benchmark_model links Debian sid's arm64 libtensorflow-lite 2.14.1 (built
+  from the very TF 2.14.1 source the tool comes from; Debian builds it WITHOUT the XNNPACK delegate, so the aarch64
+  benchmark_model runs TFLite's builtin NEON/ruy kernels and has no --use_xnnpack / --xnnpack_force_fp16). That
+  library needs glibc >= 2.38 and libstdc++ >= 13, hence sid's arm64 libc6 as the sysroot and its libstdc++6 /
+  libgcc-s1 shipped beside the binaries. Emulation here: trixie's qemu-user 10.0 (static; bookworm's 7.2
+  segfaults in ONNX Runtime's start-up).
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Deb:
-    """A binary package of another Debian suite, fetched with `apt-get download NAME=VERSION`."""
+    """A binary package of another Debian suite, fetched with `apt-get download NAME[:ARCH]=VERSION`."""
 
     name: str
     version: str
+    arch: str = ""  # "" = the host's (amd64); "arm64" for the aarch64 sysroot and libraries
 
 
 @dataclass(frozen=True)
@@ -54,5 +62,30 @@ SYSTEM_HEADERS = {"libabsl-dev": "/usr/include/absl/base/config.h",
                   "libgemmlowp-dev": "/usr/include/gemmlowp/public/gemmlowp.h"}
 
 # Architectures `runners build --arch` accepts -> (Android/Linux ABI name as ro.product.cpu.abi, wheel platform tag).
-ARCHES = {"x86_64": ("x86_64", "manylinux_2_28_x86_64")}
+ARCHES = {"x86_64": ("x86_64", "manylinux_2_28_x86_64"), "aarch64": ("arm64-v8a", "manylinux_2_28_aarch64")}
 TFLITE_PLATFORM = {"x86_64": "manylinux2014_x86_64"}
+# The C++ compiler per arch, first found wins (bookworm: g++-12-aarch64-linux-gnu; g++-aarch64-linux-gnu adds the
+# unversioned name).
+COMPILERS = {"x86_64": ("g++",), "aarch64": ("aarch64-linux-gnu-g++-12", "aarch64-linux-gnu-g++")}
+CROSS_PACKAGES = {"aarch64": ("g++-12-aarch64-linux-gnu", "libc6-dev-arm64-cross")}
+
+# --- aarch64 (Debian sid arm64 packages, unpacked with dpkg-deb -x, never installed) -------------------------------
+ARM64 = "arm64"
+TFLITE_ARM64 = Deb("libtensorflow-lite2.14.1", "2.14.1+dfsg-3.1+b1", ARM64)
+# What libtensorflow-lite.so.2.14.1 needs besides glibc (its NEEDED entries), shipped beside benchmark_model, and the
+# absl headers of that very absl (benchmark_model's own absl calls link the same shared absl).
+TFLITE_ARM64_DEPS = (Deb("libabsl20260526", "20260526.0-2+b1", ARM64), Deb("libabsl-dev", "20260526.0-2+b1", ARM64),
+                     Deb("libcpuinfo0", "0.0~git20250905.877328f-1+b1", ARM64),
+                     Deb("libpthreadpool0", "0.0~git20251020.0e6ca13-1.1", ARM64),
+                     Deb("libfarmhash0", "0~git20190513.0d859a8-4+b2", ARM64))
+# C++ runtime for every aarch64 runner (the newest any of them needs: libtensorflow-lite wants GLIBCXX_3.4.32).
+CXX_RUNTIME_ARM64 = (Deb("libstdc++6", "16.2.0-4", ARM64), Deb("libgcc-s1", "16.2.0-4", ARM64))
+# The glibc the aarch64 folder needs (libtensorflow-lite: GLIBC_2.38); the sysroot qemu's -L points at.
+GLIBC_ARM64 = Deb("libc6", "2.43-7", ARM64)
+GLIBC_NEEDED = "2.38"
+LOADER = {"aarch64": "/lib/ld-linux-aarch64.so.1"}
+# User-mode emulator for running aarch64 folders on this x86-64 host (static binaries in trixie's qemu-user).
+QEMU_USER = Deb("qemu-user", "1:10.0.13+ds-0+deb13u1")
+QEMU_BINARY = {"aarch64": "qemu-aarch64"}
+# CPU model qemu emulates: every ARMv8/v9 feature it implements (fp16 arithmetic, dot product, i8mm, bf16, SVE2).
+QEMU_CPU = "max"

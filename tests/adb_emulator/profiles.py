@@ -41,6 +41,8 @@ class DeviceProfile:
     # (zone type, temperature in millidegrees Celsius), as /sys/class/thermal/thermal_zoneN/{type,temp}.
     thermal_zones: tuple[tuple[str, int], ...] = ()
     extra_props: dict[str, str] = field(default_factory=dict)
+    # qemu's model of the phone's cores, used when the emulator runs pushed aarch64 binaries (arm64.QemuUser)
+    qemu_cpu: str = "max"
 
     @property
     def cpu_count(self) -> int:
@@ -91,6 +93,7 @@ SM8150 = DeviceProfile(
     clusters=(Cluster(4, 1785600), Cluster(3, 2419200, 710400), Cluster(1, 2841600, 825600)),
     thermal_zones=(("cpu-0-0-usr", 38200), ("cpu-1-4-usr", 40100), ("cpu-1-7-usr", 41300), ("gpu-usr", 36900),
                    ("skin-therm", 31500), ("battery", 30200)),
+    qemu_cpu="cortex-a76",
 )
 
 SM8450 = DeviceProfile(
@@ -110,6 +113,8 @@ SM8450 = DeviceProfile(
     governor="walt",
     thermal_zones=(("cpuss-0", 42000), ("cpu-1-0", 44500), ("cpu-1-2", 45000), ("gpuss-0", 39000),
                    ("sdm-therm", 33000), ("battery", 31000)),
+    # the A710 (ARMv9: fp16 arithmetic, dot product, i8mm, bf16, SVE2) is the closest core qemu models
+    qemu_cpu="cortex-a710",
 )
 
 # An x86-64 Android device (the SDK emulator's system image): its shell runs x86-64 binaries, so runners built here

@@ -46,6 +46,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .arm64 import QemuUser
 from .chaos import Chaos
 from .profiles import CPU_DIR, SM8150, THERMAL_DIR, DeviceProfile, populate_root
 
@@ -459,11 +460,14 @@ class AdbEmulator:
         workdir: folder for the device root and shims; a fresh temp folder when None (removed on stop).
         python3: put the host's Python (`sys.executable`) on the device PATH as `python3`.
         port: TCP port; 0 picks a free one.
+        qemu: run pushed aarch64 binaries through this qemu-user (an ARM64 profile executing ARM code; the phone
+            then says `ro.effvit.emulated`); None: the host kernel runs what is pushed.
     """
 
     def __init__(self, profile: DeviceProfile = SM8150, *, workdir: Path | None = None, python3: bool = False,
-                 port: int = 0, max_payload: int = 256 * 1024) -> None:
+                 port: int = 0, max_payload: int = 256 * 1024, qemu: QemuUser | None = None) -> None:
         self.profile = profile
+        self.qemu = qemu
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="adbemu-")) if workdir is None else Path(workdir)
         self.root = (self.workdir / "root").resolve()
@@ -629,7 +633,15 @@ class AdbEmulator:
         self._write_props(self.profile.props())
         (self.workdir / "thermal_status").write_text("0\n")
         self._script("getprop", _GETPROP.replace("@PROPS@", str(self.workdir / "props")))
-        self._script("taskset", _TASKSET.replace("@NCPU@", str(self.profile.cpu_count)))
+        taskset = _TASKSET.replace("@NCPU@", str(self.profile.cpu_count))
+        if self.qemu is not None:
+            elfexec = self.bin_dir / "elfexec"
+            for name, body in self.qemu.scripts(self.profile.qemu_cpu, elfexec).items():
+                (self.bin_dir / name).unlink(missing_ok=True)  # `env` is a symlink to the host tool: never write it
+                self._script(name, body)
+            taskset = taskset.replace('exec "$@"\n', f'exec {elfexec} "$@"\n')
+            self.setprop("ro.effvit.emulated", self.qemu.describe(self.profile.qemu_cpu))
+        self._script("taskset", taskset)
         self._script("dumpsys", _DUMPSYS.replace("@STATUS@", str(self.workdir / "thermal_status")))
 
 

@@ -1,0 +1,186 @@
+"""The aarch64 runners (`effvit-bench runners build --arch aarch64`) executing real ARM code under qemu-user: on the
+emulated Snapdragon 8 Gen 1 phone through the real adb client (pushed, run under `taskset`, parsed, device parity
+from the ARM kernels' outputs) and on this machine; records flagged emulated; an x86-64 folder refused by the ARM64
+phone; a missing cross compiler is one error line.
+
+The folder comes from $EFFVIT_RUNNER_DIR_AARCH64 (`make test` builds it first) or is built here (cached in
+~/.cache/effvit-deploy/runners: only a fresh machine compiles, a few minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from effvit_deploy.bench import report
+from effvit_deploy.bench.devices import DEVICE_ROOT, open_devices
+from effvit_deploy.bench.emulation import NOT_PHONE_LATENCY
+from effvit_deploy.bench.records import BenchRecord
+from effvit_deploy.bench.store import ResultStore
+from effvit_deploy.cli import bench
+from effvit_deploy.runners import build_runners, cache_root
+from effvit_deploy.runners.folder import FILE_NAME
+from tests.adb_emulator import AdbEmulator
+from tests.adb_emulator.arm64 import QemuUser
+
+pytestmark = pytest.mark.slow
+
+MODEL, RES = "efficientvit-b0", "64"
+TARGETS = ("tflite", "onnx", "executorch")
+RUNTIMES = {"tflite": ("libtensorflow-lite2.14.1", "2.14.1"), "onnx": ("onnxruntime", "1.32.0"),
+            "executorch": ("executorch", "1.5.1")}
+BINARIES = ("benchmark_model", "onnxruntime_perf_test", "executor_runner")
+
+
+@pytest.fixture(scope="session")
+def aarch64_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = os.environ.get("EFFVIT_RUNNER_DIR_AARCH64")
+    if given and (Path(given) / FILE_NAME).is_file():
+        return Path(given)
+    return build_runners("aarch64", tmp_path_factory.mktemp("runners") / "aarch64").folder
+
+
+@pytest.fixture(scope="session")
+def export_dir() -> Path:
+    """fp32 b0 @64 for every target, in the export cache the x86 runner tests use too."""
+    from effvit_deploy.export import ExportOptions, export
+
+    out = cache_root().parent / "test-exports" / "native-runners"
+    for target in TARGETS:
+        export(MODEL, ExportOptions(target, RES, "fp32", out))
+    return out
+
+
+def run_cli(*argv: Any) -> int:
+    try:
+        bench.main([str(a) for a in argv])
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
+def elf_machine(path: Path) -> int:
+    head = path.read_bytes()[:20]
+    assert head[:4] == b"\x7fELF", path
+    return int.from_bytes(head[18:20], "little")
+
+
+def run_args(device: str, runner_dir: Path, export_dir: Path, out: Path) -> list[Any]:
+    return ["run", "-d", device, "-m", MODEL, "-r", RES, *[a for t in TARGETS for a in ("-t", t)], "--runs", "2",
+            "--warmup", "1", "--runner", "native", "--runner-dir", runner_dir, "--export-dir", export_dir,
+            "--out", out]
+
+
+def fake_x86_folder(aarch64_dir: Path, dest: Path) -> Path:
+    """A runner folder declaring x86_64 whose binaries are a host x86-64 ELF (never to be pushed or run)."""
+    dest.mkdir(parents=True)
+    manifest = json.loads((aarch64_dir / FILE_NAME).read_text())
+    manifest.update(arch="x86_64", abi="x86_64")
+    for key in ("sysroot", "emulation"):
+        manifest.pop(key)
+    (dest / FILE_NAME).write_text(json.dumps(manifest))
+    for name in BINARIES:
+        shutil.copy2(shutil.which("true") or "/bin/true", dest / name)
+    return dest
+
+
+def check_emulated_records(recs: list[BenchRecord], how: str) -> None:
+    assert sorted(r.target for r in recs) == sorted(TARGETS)
+    for rec in recs:
+        assert rec.ok, (rec.target, rec.error, rec.stderr_tail)
+        assert rec.runner.startswith("native-") and rec.stats["mean_ms"] > 0
+        package, version = RUNTIMES[rec.target]
+        assert rec.versions[package] == version, rec.versions
+        assert rec.extra["emulated"] is True and how in rec.extra["emulation"], rec.extra
+        assert rec.extra["latency_note"] == NOT_PHONE_LATENCY
+        # the ARM kernels' output against the PyTorch reference stored at export
+        parity = rec.device_parity
+        assert parity["status"] == "pass" and parity["cosine"] > 0.9999 and parity["top1_equal"], parity
+    table = report.render(recs, "md")
+    assert re.search(r"\\?\[emulated\\?\]", table) and "NOT phone latency" in table  # markdown escapes [ ]
+
+
+def test_aarch64_folder_is_self_contained_arm64(aarch64_dir: Path, tmp_path: Path) -> None:
+    manifest = json.loads((aarch64_dir / FILE_NAME).read_text())
+    assert manifest["arch"] == "aarch64" and manifest["abi"] == "arm64-v8a"
+    assert manifest["sysroot"]["loader"] == "/lib/ld-linux-aarch64.so.1"
+    assert manifest["sysroot"]["libc"] == "glibc >= 2.38"
+    assert Path(manifest["emulation"]["qemu"]).is_file() and Path(manifest["emulation"]["sysroot"]).is_dir()
+    for target, (package, version) in RUNTIMES.items():
+        entry = manifest["runners"][target]
+        assert (entry["runtime_package"], entry["runtime_version"], entry["abi"]) == (package, version, "arm64-v8a")
+        assert elf_machine(aarch64_dir / entry["binary"]) == 183  # EM_AARCH64
+        for lib in entry["libraries"]:
+            assert elf_machine(aarch64_dir / lib) == 183, lib
+        assert "libstdc++.so.6" in entry["libraries"]
+    assert manifest["runners"]["tflite"]["xnnpack"] is False  # Debian's arm64 libtensorflow-lite has no XNNPACK
+    again = build_runners("aarch64", tmp_path / "again")
+    assert again.cached == dict.fromkeys(TARGETS, True)
+    assert sorted(p.name for p in again.folder.iterdir()) == sorted(p.name for p in aarch64_dir.iterdir())
+
+
+def test_emulated_arm64_phone_runs_the_aarch64_runners(adb_phone_factory: Callable[..., AdbEmulator],
+                                                       aarch64_dir: Path, export_dir: Path, tmp_path: Path) -> None:
+    phone = adb_phone_factory("sm8450", qemu=QemuUser.from_runner_folder(aarch64_dir))
+    parent = tmp_path / "runners"  # one --runner-dir for every ABI: the phone's arm64-v8a subfolder is chosen
+    fake_x86_folder(aarch64_dir, parent / "x86_64")
+    (parent / "aarch64").symlink_to(aarch64_dir.resolve())
+    assert run_cli(*run_args(f"adb:{phone.serial}", parent, export_dir, tmp_path / "phone")) == 0
+    recs = list(ResultStore(tmp_path / "phone" / "adhoc.jsonl").records())
+    check_emulated_records(recs, "-cpu cortex-a710")
+    assert all(r.device["abi"] == "arm64-v8a" and r.device["soc"] == "SM8450" for r in recs)
+    bin_dir = phone.host_path(f"{DEVICE_ROOT}/bin")
+    for name in BINARIES:  # what was pushed is the aarch64 build, which this x86-64 kernel cannot run by itself
+        assert elf_machine(bin_dir / name) == 183
+    assert (bin_dir / "libtensorflow-lite.so.2.14.1").is_file()
+    # the timed runs go through the phone's taskset (big core mask 80: the Cortex-X2), as on a real phone
+    for name in BINARIES:
+        assert any(f"(taskset 80 env LD_LIBRARY_PATH={DEVICE_ROOT}/bin {DEVICE_ROOT}/bin/{name} " in c
+                   for c in phone.commands), name
+
+
+def test_local_aarch64_folder_runs_under_qemu(aarch64_dir: Path, export_dir: Path, tmp_path: Path) -> None:
+    assert run_cli(*run_args("local", aarch64_dir, export_dir, tmp_path / "local")) == 0
+    recs = list(ResultStore(tmp_path / "local" / "adhoc.jsonl").records())
+    check_emulated_records(recs, "-cpu max, on x86_64")
+    assert all("aarch64 under qemu" in (r.device_model or "") for r in recs)  # never the same column as x86 runs
+
+
+def test_real_arm64_phone_profile_is_not_flagged(adb_phone_factory: Callable[..., AdbEmulator]) -> None:
+    phone = adb_phone_factory("sm8450")  # no qemu: as a phone, it says nothing about emulation
+    [dev] = open_devices([f"adb:{phone.serial}"])
+    assert dev.facts()["emulated"] is None and dev.facts()["abi"] == "arm64-v8a"
+
+
+def test_x86_64_folder_is_refused_by_the_arm64_phone(adb_phone_factory: Callable[..., AdbEmulator],
+                                                     aarch64_dir: Path, export_dir: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    phone = adb_phone_factory("sm8450", qemu=QemuUser.from_runner_folder(aarch64_dir))
+    x86 = fake_x86_folder(aarch64_dir, tmp_path / "x86_64")
+    capsys.readouterr()
+    assert run_cli(*run_args(f"adb:{phone.serial}", x86, export_dir, tmp_path / "out")) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "holds runners for x86_64 but" in err[0] and "is arm64-v8a" in err[0], err
+    assert "runners build --arch aarch64" in err[0]
+    bin_dir = phone.host_path(f"{DEVICE_ROOT}/bin")
+    assert not bin_dir.exists() or not list(bin_dir.iterdir())
+    assert not any("/bin/" in c and any(b in c for b in BINARIES) for c in phone.commands)
+
+
+def test_missing_cross_compiler_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    assert run_cli("runners", "build", "--arch", "aarch64", "--out", tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: aarch64 cross compiler aarch64-linux-gnu-g++-12 not found: apt-get install "
+                   "g++-12-aarch64-linux-gnu libc6-dev-arm64-cross (`make runners` installs it)"], err
+    assert not (tmp_path / "out").exists()
