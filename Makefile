@@ -8,7 +8,7 @@ ANDROID_TOOLS_STAMP := $(ANDROID_TOOLS)/.installed
 ANDROID_AARS ?=
 
 .PHONY: setup demo test lint runners bench-export bench-profile bench-quant bench-harness bench-runners \
-	bench-highres clean android-tools android-app android-cmake
+	bench-highres clean android-tools android-app android-cmake bench-arm-numerics
 
 setup: $(STAMP)
 
@@ -84,6 +84,12 @@ $(ANDROID_TOOLS_STAMP): android_app/offline/install_tools.sh
 
 android-app: $(ANDROID_TOOLS_STAMP)
 	bash android_app/offline/build_apk.sh $(ANDROID_TOOLS) android_app/build/offline $(ANDROID_AARS)
+
+# fp16 linear attention in emulated fp16 arithmetic (numpy), and fp32/fp16/int8 artifacts on ARM kernels (the aarch64
+# runners under qemu-user -cpu max) against PyTorch: the README's two numerics tables
+bench-arm-numerics: runners
+	$(PY) bench/fp16_attention.py
+	$(PY) bench/arm_numerics.py --runner-dir $(RUNNER_DIR_AARCH64)
 
 # native runners vs the Python runner of the same runtime, b0/b1 at 224 and 512 (the README's table)
 bench-runners: runners

@@ -3,7 +3,8 @@
 Why: XNNPACK's fp16 path (TFLite `--xnnpack_force_fp16`, ExecuTorch/ONNX fp16 graphs on ARMv8.2 FEAT_FP16) runs the
 attention core in half precision, and this machine has no fp16 arithmetic. The model of those kernels:
 
-- every tensor is stored in fp16 (round to nearest even; fp16 subnormals kept, as on ARM with FPCR.FZ16 = 0);
+- every tensor is stored in fp16 (round to nearest even); fp16 subnormals are kept (FPCR.FZ16 = 0) or, with
+  `ftz=True`, flushed to zero, as XNNPACK's fp16 path on qemu `-cpu max` behaved (README "Numerics on ARM kernels");
 - a matmul accumulates in fp16, one fused multiply-add per reduction step (XNNPACK's f16 GEMM microkernels keep fp16
   accumulators, so over N tokens the running sum can overflow to inf, and stops growing once one term is below half
   an ulp of it);
@@ -26,28 +27,29 @@ F16 = np.float16
 F32 = np.float32
 
 
-def f16(x: np.ndarray | float) -> np.ndarray:
-    """Round to fp16 (values beyond 65504 become inf, as a conversion on ARM does)."""
+def f16(x: np.ndarray | float, ftz: bool = False) -> np.ndarray:
+    """Round to fp16 (values beyond 65504 become inf, as a conversion on ARM does); `ftz`: subnormals become 0."""
     with np.errstate(over="ignore"):
-        return np.asarray(x, dtype=F32).astype(F16)
+        y = np.asarray(x, dtype=F32).astype(F16)
+    return np.where(np.abs(y) < F16(2.0**-14), F16(0), y).astype(F16) if ftz else y
 
 
-def matmul_f16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def matmul_f16(a: np.ndarray, b: np.ndarray, ftz: bool = False) -> np.ndarray:
     """Batched a @ b of fp16 operands with an fp16 accumulator, one rounded FMA per reduction step.
 
     The product of two fp16 values is exact in fp32, so acc + a*b computed in fp32 and rounded once is the FMA.
     """
-    a, b = f16(a), f16(b)
+    a, b = f16(a, ftz), f16(b, ftz)
     acc = np.zeros((*a.shape[:-1], b.shape[-1]), dtype=F16)
     with np.errstate(over="ignore", invalid="ignore"):
         for i in range(a.shape[-1]):
-            acc = (acc.astype(F32) + a[..., :, i : i + 1].astype(F32) * b[..., i : i + 1, :].astype(F32)).astype(F16)
+            acc = f16(acc.astype(F32) + a[..., :, i : i + 1].astype(F32) * b[..., i : i + 1, :].astype(F32), ftz)
     return acc
 
 
-def mean_f16(x: np.ndarray, axis: int) -> np.ndarray:
+def mean_f16(x: np.ndarray, axis: int, ftz: bool = False) -> np.ndarray:
     """Mean of fp16 values with an fp32 accumulator, rounded to fp16 once."""
-    return f16(f16(x).astype(F32).mean(axis=axis, keepdims=True))
+    return f16(f16(x, ftz).astype(F32).mean(axis=axis, keepdims=True), ftz)
 
 
 @dataclass
@@ -64,22 +66,22 @@ class Emulated:
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, eps: float, key_multiplier: float,
-              floor: float = 0.0) -> Emulated:
+              floor: float = 0.0, ftz: bool = False) -> Emulated:
     """(v·kᵀ)·q / max(ks·q + eps, floor) with ks = mean_tokens(k) · key_multiplier, every op in emulated fp16.
 
     q, k, v: (G, d, N) after the ReLU kernel, in the scale the form feeds them (the fp16-safe form's k and v are
     already multiplied by 1/√N through the projection weights). Original form: key_multiplier = N, eps = 1e-15.
     """
-    q16, k16, v16 = f16(q), f16(k), f16(v)
+    q16, k16, v16 = f16(q, ftz), f16(k, ftz), f16(v, ftz)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        ks = f16(mean_f16(k16, axis=-1).astype(F32) * f16(key_multiplier).astype(F32))  # (G, d, 1)
-        den = matmul_f16(np.swapaxes(ks, -1, -2), q16)  # (G, 1, N)
-        den = f16(den.astype(F32) + f16(eps).astype(F32))
+        ks = f16(mean_f16(k16, -1, ftz).astype(F32) * f16(key_multiplier).astype(F32), ftz)  # (G, d, 1)
+        den = matmul_f16(np.swapaxes(ks, -1, -2), q16, ftz)  # (G, 1, N)
+        den = f16(den.astype(F32) + f16(eps, ftz).astype(F32), ftz)
         if floor:
-            den = np.maximum(den, f16(floor))
-        kv = matmul_f16(v16, np.swapaxes(k16, -1, -2))  # (G, d, d)
-        num = matmul_f16(kv, q16)  # (G, d, N)
-        out = f16(num.astype(F32) / den.astype(F32))
+            den = np.maximum(den, f16(floor, ftz))
+        kv = matmul_f16(v16, np.swapaxes(k16, -1, -2), ftz)  # (G, d, d)
+        num = matmul_f16(kv, q16, ftz)  # (G, d, N)
+        out = f16(num.astype(F32) / den.astype(F32), ftz)
     finite = lambda a: float(np.max(np.abs(a.astype(F32))))  # noqa: E731  (inf stays inf)
     return Emulated(out, finite(ks), finite(kv), finite(num), float(np.min(np.abs(den.astype(F32)))),
                     int(np.sum(den == 0)), int(np.sum(~np.isfinite(out.astype(F32)))))

@@ -22,9 +22,13 @@ converting candidates with litert-torch and counting ops (bench/inspect_tflite_g
 - Softmax twin: the 1/√d scale is folded into q's weights, scores are qᵀk (BATCH_MATMUL adj_x) so the softmax runs on
   the last axis (keys), and out = v·attᵀ (adj_y).
 - ReLU is applied per branch, so on the scale branches it fuses into the grouped conv.
-- fp16: when the module runs in half precision, q, k, v are cast to fp32 before the matmuls and the result back after
-  the division (official issue #110: the normaliser overflows in fp16); the convs stay in the module's dtype.
-- fp16-safe scaling (fp32 and fp16 exports): k and v are multiplied by s = 1/√N through their projection weights
+- fp16: in the original form (softmax twin, int8's joined core), when the module runs in half precision, q, k, v are
+  cast to fp32 before the matmuls and the result back after the division (official issue #110: the normaliser
+  overflows in fp16); the convs stay in the module's dtype. fp16 exports keep this: on XNNPACK's fp16 kernels
+  (executorch fp16 .pte, aarch64 runner under qemu -cpu max) the fp16-safe form below run in fp16 gave inf with the
+  2⁻²⁴ floor and cosine 0.9977 (< 0.999) with a 2⁻¹⁴ one, because those kernels flushed fp16 subnormals and the
+  1/√N-scaled k, v of small activations live there (README "Numerics on ARM kernels").
+- fp16-safe scaling (fp32 exports): k and v are multiplied by s = 1/√N through their projection weights
   and biases (ReLU and the depthwise/grouped branch convs commute with a positive scale), and the key sum is
   mean(k)·√N instead of mean(k)·N. Numerator and denominator both shrink by exactly 1/N, so the quotient is the same
   function: v·kᵀ becomes a mean over tokens (bounded by max|v|·max|k| whatever N) instead of a sum that grows with
@@ -61,7 +65,11 @@ from effvit_deploy.export.deploy.fold_batch_norm import can_fold, fold_conv_bn
 from effvit_deploy.models.efficientvit import ConvLayer, LiteMLA
 
 ORDERS = ("linear", "quadratic", "softmax")
-FP16_SAFE_FLOOR = 2.0**-24  # fp16's smallest subnormal: the fp16-safe form's lower bound of the denominator
+# Lower bound of the fp16-safe denominator: fp16's smallest subnormal (equal to den + eps wherever den >= 2^-24, so
+# fp32 parity is unchanged). A kernel that flushes fp16 subnormals (XNNPACK's fp16 path on qemu -cpu max did) loses
+# it: then 2^-14, fp16's smallest normal, is needed (`floor=`), which changes fp32 results (README).
+FP16_SAFE_FLOOR = 2.0**-24
+FP16_SAFE_FLOOR_NORMAL = 2.0**-14
 
 
 def attention_order(tokens: int, dim: int, softmax: bool) -> str:
@@ -93,6 +101,8 @@ class DeployLiteMLA(nn.Module):
         join_qkv: bool = False,
         split_style: str = "chunk",
         token_scale: float | None = None,
+        fp32_core: bool = True,
+        floor: float = FP16_SAFE_FLOOR,
     ) -> None:
         super().__init__()
         assert order in ORDERS, order
@@ -100,6 +110,11 @@ class DeployLiteMLA(nn.Module):
         # fp16-safe form: the 1/√N_export folded into k's and v's weights (None: original scale). The key sum is then
         # mean(k)·N·token_scale with N the run-time token count, so the function is exact at any input size.
         self.token_scale = token_scale
+        # Half-precision modules: cast q, k, v to fp32 for the core (the original form needs it); the fp16-safe form
+        # runs it in the module's dtype, so an fp16 graph has no casts (ExecuTorch's XNNPACK takes no dtype
+        # conversion: each cast would cut the delegated graph).
+        self.fp32_core = fp32_core
+        self.floor = floor
         self.join_qkv = join_qkv  # one tensor enters the attention core (int8: one dequantize), see module docstring
         self.split_style = split_style  # how the joined tensor is split: the op the target's converter delegates
         # projections[i] / branches[i] for i = q, k, v; branches[i] holds one module per multi-scale branch.
@@ -136,8 +151,8 @@ class DeployLiteMLA(nn.Module):
     def _relu_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_sum: torch.Tensor) -> torch.Tensor:
         """(v·kᵀ·q) / (Σ_m k_m·q + eps) per head group, associated as `self.order` says."""
         den = torch.bmm(k_sum, q)  # (G, 1, N)
-        # fp16-safe: max(den, 2^-24) instead of den + eps: equal wherever den >= 2^-24, and never 0 in fp16
-        den = den + self.eps if self.token_scale is None else torch.clamp(den, min=FP16_SAFE_FLOOR)
+        # fp16-safe: max(den, floor) instead of den + eps: equal wherever den >= floor, and never 0 in fp16
+        den = den + self.eps if self.token_scale is None else torch.clamp(den, min=self.floor)
         if self.order == "linear":
             num = torch.bmm(torch.bmm(v, k.transpose(1, 2)), q)  # (d x d) first: O(N·d²)
         else:
@@ -172,11 +187,12 @@ class DeployLiteMLA(nn.Module):
     def _head_major(self, maps: torch.Tensor) -> torch.Tensor:
         """(B, groups*dim, H, W) -> (B*groups, dim, H*W), in fp32 whatever the module's dtype."""
         t = maps.reshape(-1, self.dim, maps.shape[-2] * maps.shape[-1])
-        return t if t.dtype == torch.float32 else t.float()
+        return t if t.dtype == torch.float32 or not self.fp32_core else t.float()
 
     @classmethod
     def from_lite_mla(cls, m: LiteMLA, tokens: int, join_qkv: bool = False,
-                      split_style: str = "chunk", fp16_safe: bool = False) -> DeployLiteMLA | None:
+                      split_style: str = "chunk", fp16_safe: bool = False,
+                      floor: float = FP16_SAFE_FLOOR) -> DeployLiteMLA | None:
         """The deploy form of `m` for a feature map of `tokens` positions, or None if `m` has an unexpected layout.
 
         `join_qkv`: q, k, v enter the attention core as one tensor (what int8 exports want, see module docstring),
@@ -210,7 +226,7 @@ class DeployLiteMLA(nn.Module):
         order = attention_order(tokens, dim, m.softmax)
         eps = m.eps / tokens if safe else m.eps  # (the fp16-safe form replaces it by the floor, see module docstring)
         return cls(dim, heads, eps, order, projections, branches, proj, join_qkv=join_qkv, split_style=split_style,
-                   token_scale=token_scale if safe else None)
+                   token_scale=token_scale if safe else None, fp32_core=not safe, floor=floor)
 
 
 class LiteMLADeployPass:
@@ -228,9 +244,10 @@ class LiteMLADeployPass:
             if name not in sizes:
                 continue  # not reached by forward (an unused module): nothing to specialise on
             height, width = sizes[name]
-            int8 = ctx.precision == "int8"
-            new = DeployLiteMLA.from_lite_mla(m, tokens=height * width, join_qkv=int8, split_style=ctx.split,
-                                              fp16_safe=not int8)
+            # fp16-safe scaling for fp32 graphs (a runtime may run them in fp16); fp16 (.half()) exports keep the
+            # original form with its fp32 core, which measured better on ARM fp16 kernels (module docstring)
+            new = DeployLiteMLA.from_lite_mla(m, tokens=height * width, join_qkv=ctx.precision == "int8",
+                                              split_style=ctx.split, fp16_safe=ctx.precision == "fp32")
             if new is None:
                 continue
             set_submodule(model, name, new.train(m.training))
