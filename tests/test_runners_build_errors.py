@@ -24,7 +24,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 
 def test_unknown_arch(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, err = run(capsys, "runners", "build", "--arch", "mips", "--out", str(tmp_path / "r"))
-    assert code == 2 and err == "error: --arch 'mips': this version builds x86_64 (aarch64 cross builds are issue 11)"
+    assert code == 2 and err == "error: --arch 'mips': this version builds x86_64, aarch64"
     assert not (tmp_path / "r").exists()
 
 
@@ -33,6 +33,15 @@ def test_missing_compiler(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     monkeypatch.setattr(cc.shutil, "which", lambda name: None)
     code, err = run(capsys, "runners", "build", "--out", str(tmp_path / "r"))
     assert code == 2 and err.startswith("error: C++ compiler g++ not found: apt-get install g++")
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_cross_compiler(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cc.shutil, "which", lambda name: None)
+    code, err = run(capsys, "runners", "build", "--arch", "aarch64", "--out", str(tmp_path / "r"))
+    assert code == 2 and err == ("error: aarch64 cross compiler aarch64-linux-gnu-g++-12 not found: apt-get install "
+                                 "g++-12-aarch64-linux-gnu libc6-dev-arm64-cross (`make runners` installs it)")
     assert not (tmp_path / "r").exists()
 
 

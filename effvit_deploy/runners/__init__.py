@@ -5,7 +5,8 @@ Runtime runners (C++ sources in `sources/`, shipped as package data so an instal
     result = build_runners("x86_64", Path("build/runners/x86_64"))   # result.folder holds runners.json
 
 Modules: `pins` (exact versions), `fetch` (apt-get / pip download), `compile` (g++), `recipes` (one per runner),
-`build` (cache and folder assembly), `folder` (runners.json and the ABI check the harness uses).
+`aarch64` (the cross build: sid arm64 libraries, glibc sysroot, qemu-user), `build` (cache and folder assembly),
+`folder` (runners.json and the ABI check the harness uses).
 """
 
 from .build import build_runners, cache_root

@@ -81,7 +81,7 @@ def build_runners(arch: str = "x86_64", out: Path | None = None, *, targets: Seq
     if unknown:
         raise InvalidInputError(f"unknown runner target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
     started = time.perf_counter()
-    cxx = cc.compiler_for(arch)
+    cxx = _compiler(arch)
     if "tflite" in targets:
         cc.check_system_headers(("libabsl-dev", "libeigen3-dev", "libgemmlowp-dev"))
     for tool in ("dpkg-deb", "tar", "nm"):
@@ -114,19 +114,34 @@ def build_runners(arch: str = "x86_64", out: Path | None = None, *, targets: Seq
     return BuildResult(out, manifest, cached, time.perf_counter() - started)
 
 
+def _compiler(arch: str) -> str:
+    """The C++ compiler building runners for `arch` (the host g++, or the aarch64 cross compiler).
+
+    Kept out of compile.py on purpose: that file is part of every build's cache key."""
+    names = pins.COMPILERS[arch]
+    for name in names:
+        if shutil.which(name):
+            return cc.compiler(name)
+    if arch == "x86_64":
+        return cc.compiler(names[0])
+    raise MissingDependencyError(f"{arch} cross compiler {names[0]} not found: apt-get install "
+                                 f"{' '.join(pins.CROSS_PACKAGES[arch])} (`make runners` installs it)")
+
+
 def _foreign_arch(root: Path) -> dict[str, Any]:
     """runners.json keys of an aarch64 folder: the sysroot it needs, and how this host runs it (qemu-user)."""
     apt, dest = fetch.PrivateApt(root / "apt"), root / "downloads" / "apt"
     libc, emu = pins.GLIBC_ARM64, pins.QEMU_USER
-    sysroot = aarch64.sysroot(apt.download(libc.name, libc.version, dest, libc.arch), root)
-    qemu = aarch64.qemu(apt.download(emu.name, emu.version, dest), root)
+    libc_deb, qemu_deb = apt.download_all([(libc.name, libc.version, libc.arch), (emu.name, emu.version, "")], dest)
+    sysroot, qemu = aarch64.sysroot(libc_deb, root), aarch64.qemu(qemu_deb, root)
     return {"sysroot": aarch64.sysroot_needs(),
             "emulation": {"qemu": str(qemu), "qemu_package": f"{emu.name} {emu.version} (Debian trixie)",
                           "cpu": pins.QEMU_CPU, "sysroot": str(sysroot)}}
 
 
 def _arm64_debs(debs: Sequence[pins.Deb], role: str, apt: fetch.PrivateApt, dest: Path) -> dict[str, Path]:
-    return {f"{role}:{d.name}": apt.download(d.name, d.version, dest, d.arch) for d in debs}
+    paths = apt.download_all([(d.name, d.version, d.arch) for d in debs], dest)
+    return {f"{role}:{d.name}": path for d, path in zip(debs, paths, strict=True)}
 
 
 def _inputs(target: str, arch: str, root: Path) -> dict[str, Path]:
@@ -166,9 +181,9 @@ def _tf_source(apt: fetch.PrivateApt, downloads: Path) -> dict[str, Path]:
         tarball.unlink()
         raise MissingDependencyError(f"{pins.TF_ORIG_TARBALL} does not match its pinned sha256 (deleted); "
                                      "run the build again to download it afresh")
-    return {"tensorflow": tarball,
-            "flatbuffers": apt.download(pins.FLATBUFFERS_DEV.name, pins.FLATBUFFERS_DEV.version, downloads / "apt"),
-            "ruy": apt.download(pins.RUY_DEV.name, pins.RUY_DEV.version, downloads / "apt")}
+    flatbuffers, ruy = apt.download_all([(d.name, d.version, d.arch) for d in (pins.FLATBUFFERS_DEV, pins.RUY_DEV)],
+                                        downloads / "apt")
+    return {"tensorflow": tarball, "flatbuffers": flatbuffers, "ruy": ruy}
 
 
 def _sources(target: str, inputs: dict[str, Path]) -> list[dict[str, str]]:

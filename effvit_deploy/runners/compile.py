@@ -28,18 +28,6 @@ def compiler(name: str = "g++") -> str:
     return found
 
 
-def compiler_for(arch: str) -> str:
-    """The C++ compiler building runners for `arch` (the host g++, or the aarch64 cross compiler)."""
-    names = pins.COMPILERS[arch]
-    for name in names:
-        if shutil.which(name):
-            return compiler(name)
-    if arch == "x86_64":
-        return compiler(names[0])
-    raise MissingDependencyError(f"{arch} cross compiler {names[0]} not found: apt-get install "
-                                 f"{' '.join(pins.CROSS_PACKAGES[arch])} (`make runners` installs it)")
-
-
 def compiler_version(cxx: str) -> str:
     """First line of `g++ --version` (part of the cache key: another compiler builds other binaries)."""
     out = subprocess.run([cxx, "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
