@@ -10,7 +10,7 @@ picks its fp16-arithmetic and int8-dotprod kernels), and output 0 is compared wi
 export tolerance (effvit_deploy.parity).
 
 Attention forms (fp16 rows, --attention-forms): `export` is what export makes (fp16: the original form with q, k, v
-cast to fp32 around the core; fp32: the fp16-safe scaled form); `fp16-safe-core` is the 1/√N-scaled form with
+cast to fp32 around the core; fp32: the original form too); `fp16-safe-core` is the 1/√N-scaled form with
 max(den, 2⁻¹⁴) and its core in fp16; `original-fp16-core` the original form (Σk = mean·N, den + 1e-15) with its core
 in fp16, i.e. what a runtime running the whole graph in fp16 executes. The TFLite aarch64 runner has no XNNPACK
 (Debian's arm64 TFLite is built without it), so TFLite fp16 there is fp16 weights dequantized to fp32 builtin

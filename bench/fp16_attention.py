@@ -34,8 +34,8 @@ OFFICIAL_EPS = 1e-15
 
 def capture(name: str, res: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Unscaled q, k, v (G, d, N) of every ReLU attention core of `name` at res x res on one photo."""
-    # int8's deploy form keeps the original scale (no fp16-safe rewrite): the unscaled q, k, v of the same function
-    deploy, _ = to_deploy_form(seeded_model(name), (res, res), precision="int8")
+    deploy, _ = to_deploy_form(seeded_model(name), (res, res))  # the default: original scale
+
     return fe.attention_inputs(deploy, torch.from_numpy(heldout_images((res, res))[0]))
 
 

@@ -26,16 +26,17 @@ def test_emulator_accumulates_in_fp16() -> None:
 
 @pytest.fixture(scope="module")
 def b1_224() -> tuple[torch.nn.Module, torch.Tensor, torch.nn.Module]:
-    """B1, a photo, and its deploy form at the original scale (int8's: no fp16-safe rewrite)."""
+    """B1, a photo, and its deploy form at the original scale (the default: no fp16-safe rewrite)."""
     model = seeded_model("efficientvit-b1")
-    original, _ = to_deploy_form(model, (224, 224), precision="int8")
+    original, _ = to_deploy_form(model, (224, 224))
     return model, torch.from_numpy(heldout_images((224, 224))[0]), original
 
 
 def test_fp16_safe_form_is_the_same_function_in_fp32(b1_224: tuple) -> None:
     model, x, original = b1_224
-    deploy, info = to_deploy_form(model, (224, 224), precision="fp32")
+    deploy, info = to_deploy_form(model, (224, 224), precision="fp32", fp16_safe_attention=True)
     assert info["attention"] and all(a["fp16_safe"] for a in info["attention"])
+    assert not any(a["fp16_safe"] for a in to_deploy_form(model, (224, 224))[1]["attention"])  # export's default
     with torch.no_grad():
         ref, out, unscaled = model(x), deploy(x), original(x)
     assert float((out - ref).abs().max()) <= 2e-6 and float((unscaled - ref).abs().max()) <= 2e-6

@@ -28,7 +28,9 @@ converting candidates with litert-torch and counting ops (bench/inspect_tflite_g
   (executorch fp16 .pte, aarch64 runner under qemu -cpu max) the fp16-safe form below run in fp16 gave inf with the
   2⁻²⁴ floor and cosine 0.9977 (< 0.999) with a 2⁻¹⁴ one, because those kernels flushed fp16 subnormals and the
   1/√N-scaled k, v of small activations live there (README "Numerics on ARM kernels").
-- fp16-safe scaling (fp32 exports): k and v are multiplied by s = 1/√N through their projection weights
+- fp16-safe scaling (opt-in, `to_deploy_form(..., fp16_safe_attention=True)`, fp32 only; not used by export: its
+  denominator floor is a MAXIMUM/Clip op, which the export census reserves as the sign of a decomposed hard-swish,
+  and on the ARM fp16 kernels measured it did not help, see the fp16 bullet): k and v are multiplied by s = 1/√N through their projection weights
   and biases (ReLU and the depthwise/grouped branch convs commute with a positive scale), and the key sum is
   mean(k)·√N instead of mean(k)·N. Numerator and denominator both shrink by exactly 1/N, so the quotient is the same
   function: v·kᵀ becomes a mean over tokens (bounded by max|v|·max|k| whatever N) instead of a sum that grows with
@@ -244,10 +246,11 @@ class LiteMLADeployPass:
             if name not in sizes:
                 continue  # not reached by forward (an unused module): nothing to specialise on
             height, width = sizes[name]
-            # fp16-safe scaling for fp32 graphs (a runtime may run them in fp16); fp16 (.half()) exports keep the
-            # original form with its fp32 core, which measured better on ARM fp16 kernels (module docstring)
+            # fp16-safe scaling only when asked, for fp32 graphs; fp16 (.half()) exports keep the original form with
+            # its fp32 core, which measured better on ARM fp16 kernels (module docstring)
+            safe = ctx.fp16_safe_attention and ctx.precision == "fp32"
             new = DeployLiteMLA.from_lite_mla(m, tokens=height * width, join_qkv=ctx.precision == "int8",
-                                              split_style=ctx.split, fp16_safe=ctx.precision == "fp32")
+                                              split_style=ctx.split, fp16_safe=safe)
             if new is None:
                 continue
             set_submodule(model, name, new.train(m.training))
