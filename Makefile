@@ -8,7 +8,7 @@ ANDROID_TOOLS_STAMP := $(ANDROID_TOOLS)/.installed
 ANDROID_AARS ?=
 
 .PHONY: setup demo test lint runners bench-export bench-profile bench-quant bench-harness bench-runners \
-	bench-highres bench-peers clean android-tools android-app
+	bench-highres bench-peers clean android-tools android-app android-cmake bench-arm-numerics
 
 setup: $(STAMP)
 
@@ -41,7 +41,14 @@ runners: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m effvit_deploy.demo
 
-test: $(STAMP) runners android-app
+# cmake (bookworm, pinned) for the Android NDK runner project: the tests run its configure step with a stub toolchain.
+ANDROID_CMAKE_APT := cmake=3.25.1-1
+
+android-cmake:
+	@dpkg -s cmake >/dev/null 2>&1 || { echo "installing $(ANDROID_CMAKE_APT)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(ANDROID_CMAKE_APT); }
+
+test: $(STAMP) runners android-app android-cmake
 	EFFVIT_RUNNER_DIR=$(RUNNER_DIR) EFFVIT_RUNNER_DIR_AARCH64=$(RUNNER_DIR_AARCH64) $(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -92,6 +99,12 @@ $(ANDROID_TOOLS_STAMP): android_app/offline/install_tools.sh
 
 android-app: $(ANDROID_TOOLS_STAMP)
 	bash android_app/offline/build_apk.sh $(ANDROID_TOOLS) android_app/build/offline $(ANDROID_AARS)
+
+# fp16 linear attention in emulated fp16 arithmetic (numpy), and fp32/fp16/int8 artifacts on ARM kernels (the aarch64
+# runners under qemu-user -cpu max) against PyTorch: the README's two numerics tables
+bench-arm-numerics: runners
+	$(PY) bench/fp16_attention.py
+	$(PY) bench/arm_numerics.py --runner-dir $(RUNNER_DIR_AARCH64)
 
 # native runners vs the Python runner of the same runtime, b0/b1 at 224 and 512 (the README's table)
 bench-runners: runners

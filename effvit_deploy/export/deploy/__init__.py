@@ -42,7 +42,8 @@ DEFAULT_PASSES: tuple[DeployPass, ...] = (
 
 
 def to_deploy_form(
-    model: nn.Module, resolution: tuple[int, int], *, precision: str = "fp32", split: str = "chunk"
+    model: nn.Module, resolution: tuple[int, int], *, precision: str = "fp32", split: str = "chunk",
+    fp16_safe_attention: bool = False,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """A new module in deploy form for inputs of `resolution`, and what was done to it.
 
@@ -58,6 +59,8 @@ def to_deploy_form(
             entering its attention core (one dequantize into an fp32 island, see `lite_mla_deploy`).
         split: how that joined tensor is split again, as the target's converter delegates it ("chunk" ONNX, "slice"
             ExecuTorch, "tfl" LiteRT; the target backend's `split_style`, see `head_split`).
+        fp16_safe_attention: fp32 precision only: the fp16-safe linear attention form (`lite_mla_deploy`); off by
+            default, because on the ARM fp16 kernels measured it did not help (README "Numerics on ARM kernels").
 
     Returns:
         (module, info) with info = {"optimizations": [pass names that changed something], "attention": [{"module",
@@ -70,7 +73,8 @@ def to_deploy_form(
     size = _check_resolution(resolution)
     if precision not in PRECISIONS:
         raise InvalidInputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
-    ctx = DeployContext(resolution=size, precision=precision, split=check_style(split))
+    ctx = DeployContext(resolution=size, precision=precision, split=check_style(split),
+                        fp16_safe_attention=fp16_safe_attention)
     new = copy.deepcopy(model).eval()
     info: dict[str, Any] = {"optimizations": [], "attention": [], "folded_bn": 0, "precision": precision}
     for deploy_pass in DEFAULT_PASSES:

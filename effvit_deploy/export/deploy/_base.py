@@ -22,6 +22,7 @@ class DeployContext:
     resolution: tuple[int, int]
     precision: str = "fp32"
     split: str = "chunk"
+    fp16_safe_attention: bool = False  # lite_mla_deploy's fp16-safe scaling (opt-in: README "Numerics on ARM kernels")
 
 
 @dataclass

@@ -22,8 +22,24 @@ converting candidates with litert-torch and counting ops (bench/inspect_tflite_g
 - Softmax twin: the 1/√d scale is folded into q's weights, scores are qᵀk (BATCH_MATMUL adj_x) so the softmax runs on
   the last axis (keys), and out = v·attᵀ (adj_y).
 - ReLU is applied per branch, so on the scale branches it fuses into the grouped conv.
-- fp16: when the module runs in half precision, q, k, v are cast to fp32 before the matmuls and the result back after
-  the division (official issue #110: the normaliser overflows in fp16); the convs stay in the module's dtype.
+- fp16: in the original form (softmax twin, int8's joined core), when the module runs in half precision, q, k, v are
+  cast to fp32 before the matmuls and the result back after the division (official issue #110: the normaliser
+  overflows in fp16); the convs stay in the module's dtype. fp16 exports keep this: on XNNPACK's fp16 kernels
+  (executorch fp16 .pte, aarch64 runner under qemu -cpu max) the fp16-safe form below run in fp16 gave inf with the
+  2⁻²⁴ floor and cosine 0.9977 (< 0.999) with a 2⁻¹⁴ one, because those kernels flushed fp16 subnormals and the
+  1/√N-scaled k, v of small activations live there (README "Numerics on ARM kernels").
+- fp16-safe scaling (opt-in, `to_deploy_form(..., fp16_safe_attention=True)`, fp32 only; not used by export: its
+  denominator floor is a MAXIMUM/Clip op, which the export census reserves as the sign of a decomposed hard-swish,
+  and on the ARM fp16 kernels measured it did not help, see the fp16 bullet): k and v are multiplied by s = 1/√N through their projection weights
+  and biases (ReLU and the depthwise/grouped branch convs commute with a positive scale), and the key sum is
+  mean(k)·√N instead of mean(k)·N. Numerator and denominator both shrink by exactly 1/N, so the quotient is the same
+  function: v·kᵀ becomes a mean over tokens (bounded by max|v|·max|k| whatever N) instead of a sum that grows with
+  N and overflows fp16's 65504 when a runtime runs the graph in fp16 (XNNPACK's force-fp16 path converts the whole
+  delegated graph; no fp32 island survives it). The denominator is max(ks·q, 2⁻²⁴) instead of ks·q + eps: the
+  official eps 1e-15 is 0 in fp16, where a token whose q is all zero after the ReLU then gives 0/0 = NaN (seen in
+  EfficientViT-B1 at 512 with the seeded weights); 2⁻²⁴, fp16's smallest subnormal, is never 0, and the maximum
+  equals ks·q + eps/N wherever ks·q ≥ 2⁻²⁴ (to 1e-15), so fp32 parity is unchanged. A max replaces the add: no op is
+  added, one delegate partition stays one. Numbers: bench/fp16_attention.py, README "fp16 linear attention".
 - int8 (`join_qkv`, set for precision int8): q, k, v are concatenated along the head-group axis after their layout
   transposes and split again inside the core (`head_split.split_heads`: one SPLIT / Split / delegated slices); the
   ReLU kernel and the key sum follow the split. The fp32 island of an int8 graph then has one entry (a dequantize of the
@@ -51,6 +67,11 @@ from effvit_deploy.export.deploy.fold_batch_norm import can_fold, fold_conv_bn
 from effvit_deploy.models.efficientvit import ConvLayer, LiteMLA
 
 ORDERS = ("linear", "quadratic", "softmax")
+# Lower bound of the fp16-safe denominator: fp16's smallest subnormal (equal to den + eps wherever den >= 2^-24, so
+# fp32 parity is unchanged). A kernel that flushes fp16 subnormals (XNNPACK's fp16 path on qemu -cpu max did) loses
+# it: then 2^-14, fp16's smallest normal, is needed (`floor=`), which changes fp32 results (README).
+FP16_SAFE_FLOOR = 2.0**-24
+FP16_SAFE_FLOOR_NORMAL = 2.0**-14
 
 
 def attention_order(tokens: int, dim: int, softmax: bool) -> str:
@@ -81,10 +102,21 @@ class DeployLiteMLA(nn.Module):
         proj: nn.Module,
         join_qkv: bool = False,
         split_style: str = "chunk",
+        token_scale: float | None = None,
+        fp32_core: bool = True,
+        floor: float = FP16_SAFE_FLOOR,
     ) -> None:
         super().__init__()
         assert order in ORDERS, order
         self.dim, self.heads, self.eps, self.order = dim, heads, eps, order
+        # fp16-safe form: the 1/√N_export folded into k's and v's weights (None: original scale). The key sum is then
+        # mean(k)·N·token_scale with N the run-time token count, so the function is exact at any input size.
+        self.token_scale = token_scale
+        # Half-precision modules: cast q, k, v to fp32 for the core (the original form needs it); the fp16-safe form
+        # runs it in the module's dtype, so an fp16 graph has no casts (ExecuTorch's XNNPACK takes no dtype
+        # conversion: each cast would cut the delegated graph).
+        self.fp32_core = fp32_core
+        self.floor = floor
         self.join_qkv = join_qkv  # one tensor enters the attention core (int8: one dequantize), see module docstring
         self.split_style = split_style  # how the joined tensor is split: the op the target's converter delegates
         # projections[i] / branches[i] for i = q, k, v; branches[i] holds one module per multi-scale branch.
@@ -120,7 +152,9 @@ class DeployLiteMLA(nn.Module):
 
     def _relu_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_sum: torch.Tensor) -> torch.Tensor:
         """(v·kᵀ·q) / (Σ_m k_m·q + eps) per head group, associated as `self.order` says."""
-        den = torch.bmm(k_sum, q) + self.eps  # (G, 1, N)
+        den = torch.bmm(k_sum, q)  # (G, 1, N)
+        # fp16-safe: max(den, floor) instead of den + eps: equal wherever den >= floor, and never 0 in fp16
+        den = den + self.eps if self.token_scale is None else torch.clamp(den, min=self.floor)
         if self.order == "linear":
             num = torch.bmm(torch.bmm(v, k.transpose(1, 2)), q)  # (d x d) first: O(N·d²)
         else:
@@ -141,7 +175,8 @@ class DeployLiteMLA(nn.Module):
             pooled = k_maps.mean(dim=(2, 3), keepdim=True)
         else:
             pooled = k.reshape(k.shape[0], self.dim, tokens, 1).mean(dim=(2, 3), keepdim=True)
-        return pooled.reshape(-1, 1, self.dim) * float(tokens)
+        multiplier = float(tokens) * (1.0 if self.token_scale is None else self.token_scale)
+        return pooled.reshape(-1, 1, self.dim) * multiplier
 
     def _maps(self, x: torch.Tensor, which: int, relu: bool) -> torch.Tensor:
         """q, k or v of every head group as NCHW maps (B, groups*dim, H, W): the projection and its scale branches."""
@@ -154,19 +189,23 @@ class DeployLiteMLA(nn.Module):
     def _head_major(self, maps: torch.Tensor) -> torch.Tensor:
         """(B, groups*dim, H, W) -> (B*groups, dim, H*W), in fp32 whatever the module's dtype."""
         t = maps.reshape(-1, self.dim, maps.shape[-2] * maps.shape[-1])
-        return t if t.dtype == torch.float32 else t.float()
+        return t if t.dtype == torch.float32 or not self.fp32_core else t.float()
 
     @classmethod
     def from_lite_mla(cls, m: LiteMLA, tokens: int, join_qkv: bool = False,
-                      split_style: str = "chunk") -> DeployLiteMLA | None:
+                      split_style: str = "chunk", fp16_safe: bool = False,
+                      floor: float = FP16_SAFE_FLOOR) -> DeployLiteMLA | None:
         """The deploy form of `m` for a feature map of `tokens` positions, or None if `m` has an unexpected layout.
 
         `join_qkv`: q, k, v enter the attention core as one tensor (what int8 exports want, see module docstring),
-        split again in `split_style` (`head_split`).
+        split again in `split_style` (`head_split`). `fp16_safe`: the 1/√N scaling of k and v and an eps that fp16
+        represents (module docstring); ReLU attention only.
         """
         if not _supported(m):
             return None
         dim, heads = m.dim, m.heads
+        safe = fp16_safe and not m.softmax
+        token_scale = tokens**-0.5 if safe else 1.0  # on k and on v: num and den shrink by exactly 1/N
         qkv = m.qkv.conv if m.qkv.norm is None else fold_conv_bn(m.qkv.conv, m.qkv.norm)
         scale = dim**-0.5 if m.softmax else 1.0
         # Official channel layout: head h owns 3*dim consecutive channels [q(dim) k(dim) v(dim)].
@@ -175,7 +214,7 @@ class DeployLiteMLA(nn.Module):
         for which in range(3):
             index = layout[:, which].reshape(-1)
             # The softmax scale on q's projection carries through the (linear) branch convs; only biases need it too.
-            factor = scale if which == 0 else 1.0
+            factor = scale if which == 0 else token_scale
             projections.append(_gather_conv(qkv, index, factor, factor))
             scale_branches = nn.ModuleList()
             for agg in m.aggreg:
@@ -187,7 +226,9 @@ class DeployLiteMLA(nn.Module):
             branches.append(scale_branches)
         proj = _fold_value_mixing(m, _proj_folded(m.proj))
         order = attention_order(tokens, dim, m.softmax)
-        return cls(dim, heads, m.eps, order, projections, branches, proj, join_qkv=join_qkv, split_style=split_style)
+        eps = m.eps / tokens if safe else m.eps  # (the fp16-safe form replaces it by the floor, see module docstring)
+        return cls(dim, heads, eps, order, projections, branches, proj, join_qkv=join_qkv, split_style=split_style,
+                   token_scale=token_scale if safe else None, fp32_core=not safe, floor=floor)
 
 
 class LiteMLADeployPass:
@@ -205,14 +246,18 @@ class LiteMLADeployPass:
             if name not in sizes:
                 continue  # not reached by forward (an unused module): nothing to specialise on
             height, width = sizes[name]
+            # fp16-safe scaling only when asked, for fp32 graphs; fp16 (.half()) exports keep the original form with
+            # its fp32 core, which measured better on ARM fp16 kernels (module docstring)
+            safe = ctx.fp16_safe_attention and ctx.precision == "fp32"
             new = DeployLiteMLA.from_lite_mla(m, tokens=height * width, join_qkv=ctx.precision == "int8",
-                                              split_style=ctx.split)
+                                              split_style=ctx.split, fp16_safe=safe)
             if new is None:
                 continue
             set_submodule(model, name, new.train(m.training))
             records.append(
                 {"module": name, "tokens": height * width, "dim": m.dim, "order": new.order, "groups": new.groups,
-                 "joined_qkv": new.join_qkv, "map_bytes": map_bytes(new.order, height * width, m.dim, new.groups)}
+                 "joined_qkv": new.join_qkv, "fp16_safe": new.token_scale is not None,
+                 "map_bytes": map_bytes(new.order, height * width, m.dim, new.groups)}
             )
         return PassResult(modified=bool(records), records=records)
 

@@ -1,0 +1,128 @@
+"""fp32 / fp16 / int8 artifacts on ARM kernels (the aarch64 runners under qemu-user) against PyTorch: the README table.
+
+    python bench/arm_numerics.py --runner-dir build/runners/aarch64 [--models ...] [--resolutions 224 512]
+        [--targets tflite onnx executorch] [--precisions fp32 fp16 int8] [--cpus max] [--attention-forms ...]
+
+Each artifact is exported (cached under --export-dir), then run once by the aarch64 runner of its target on the
+verification input stored at export, under `qemu-aarch64 -cpu CPU` (`max`: FEAT_FP16 and dot-product, so XNNPACK
+picks its fp16-arithmetic and int8-dotprod kernels), and output 0 is compared with PyTorch's reference output
+(fp32 PyTorch of the original model). One row per artifact x kernel path: cosine, max |Δ|, pass/fail against the
+export tolerance (effvit_deploy.parity).
+
+Attention forms (fp16 rows, --attention-forms): `export` is what export makes (fp16: the original form with q, k, v
+cast to fp32 around the core; fp32: the original form too); `fp16-safe-core` is the 1/√N-scaled form with
+max(den, 2⁻¹⁴) and its core in fp16; `original-fp16-core` the original form (Σk = mean·N, den + 1e-15) with its core
+in fp16, i.e. what a runtime running the whole graph in fp16 executes. The TFLite aarch64 runner has no XNNPACK
+(Debian's arm64 TFLite is built without it), so TFLite fp16 there is fp16 weights dequantized to fp32 builtin
+kernels, and XNNPACK's `--xnnpack_force_fp16` path cannot be run: TF 2.14's benchmark_model has no such flag either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from effvit_deploy.bench.arm_run import run_on_arm  # noqa: E402
+from effvit_deploy.errors import EffvitError  # noqa: E402
+from effvit_deploy.export import api  # noqa: E402
+from effvit_deploy.export.deploy import lite_mla_deploy  # noqa: E402
+from effvit_deploy.parity import compare  # noqa: E402
+from effvit_deploy.runners import folder as runner_folder  # noqa: E402
+
+FORMS = ("export", "fp16-safe-core", "original-fp16-core")
+
+
+@contextlib.contextmanager
+def attention_form(form: str) -> Iterator[None]:
+    """Export with the given attention form (`export`: what the deploy pass makes; the others patch it)."""
+    if form == "export":
+        yield
+        return
+    original = lite_mla_deploy.DeployLiteMLA.from_lite_mla.__func__  # type: ignore[attr-defined]
+    safe = form == "fp16-safe-core"
+
+    def patched(cls, m, tokens, join_qkv=False, split_style="chunk", **_ignored):  # noqa: ANN001, ANN003, ANN202
+        new = original(cls, m, tokens, join_qkv=join_qkv, split_style=split_style, fp16_safe=safe,
+                       floor=lite_mla_deploy.FP16_SAFE_FLOOR_NORMAL)
+        if new is not None:
+            new.fp32_core = False  # the core in the module's dtype: what a runtime running all in fp16 does
+        return new
+
+    lite_mla_deploy.DeployLiteMLA.from_lite_mla = classmethod(patched)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        lite_mla_deploy.DeployLiteMLA.from_lite_mla = classmethod(original)  # type: ignore[method-assign]
+
+
+def export_one(model: str, res: int, target: str, precision: str, form: str, export_dir: Path) -> tuple[Path, dict]:
+    """The artifact and its manifest entry (exported once per form into its own folder)."""
+    with attention_form(form):
+        entry = api.export(model, api.ExportOptions(target=target, resolution=res, precision=precision,
+                                                    out_dir=export_dir / form, random_weights=True))
+    folder = export_dir / form / model / f"{res}x{res}"
+    return folder / entry["artifact"], entry
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runner-dir", type=Path, default=Path("build/runners/aarch64"))
+    parser.add_argument("--export-dir", type=Path, default=Path("export/arm-numerics"))
+    parser.add_argument("--models", nargs="+", default=["efficientvit-b0", "efficientvit-b1"])
+    parser.add_argument("--resolutions", nargs="+", type=int, default=[224, 512])
+    parser.add_argument("--targets", nargs="+", default=["tflite", "onnx", "executorch"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "int8"])
+    parser.add_argument("--cpus", nargs="+", default=["max"], help="qemu -cpu models (kernel paths)")
+    parser.add_argument("--attention-forms", nargs="+", default=list(FORMS), choices=FORMS,
+                        help="fp16 rows: which attention forms to export (fp32/int8 rows: export)")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    manifest = runner_folder.read(args.runner_dir)
+    if manifest is None or manifest.get("arch") != "aarch64" or "emulation" not in manifest:
+        parser.error(f"--runner-dir {args.runner_dir} is not an aarch64 runner folder; build it with "
+                     "effvit-bench runners build --arch aarch64")
+    rows = []
+    print("| model | res | artifact | attention form | kernel path | cosine | max abs diff | parity |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model in args.models:
+        for res in args.resolutions:
+            for target in args.targets:
+                for precision in args.precisions:
+                    forms = args.attention_forms if precision == "fp16" else ["export"]
+                    for form in forms:
+                        try:
+                            artifact, entry = export_one(model, res, target, precision, form, args.export_dir)
+                        except EffvitError as exc:  # e.g. the export's own parity check refused it on this CPU
+                            print(f"| {model} | {res} | {target}-{precision} | {form} | (export, x86-64) | - | - | "
+                                  f"export refused: {str(exc)[-90:]} |", flush=True)
+                            continue
+                        reference = np.load(artifact.parent / entry["verification"]["reference"])
+                        for cpu in args.cpus:
+                            path = f"aarch64 qemu -cpu {cpu}"
+                            try:
+                                out = run_on_arm(args.runner_dir, manifest, target, artifact, entry, cpu)
+                                result = compare(reference, out.reshape(reference.shape), precision)
+                                cos = float("nan") if result["cosine"] is None else result["cosine"]
+                                diff = float("nan") if result["max_abs"] is None else result["max_abs"]
+                                verdict = "pass" if result["passed"] else "FAIL"
+                            except (RuntimeError, ValueError) as exc:
+                                cos, diff, verdict = float("nan"), float("nan"), f"error: {exc}"
+                            row = {"model": model, "res": res, "artifact": artifact.name, "form": form,
+                                   "kernel_path": path, "cosine": cos, "max_abs_diff": diff, "parity": verdict}
+                            rows.append(row)
+                            print(f"| {model} | {res} | {artifact.name} | {form} | {path} | {cos:.6f} | "
+                                  f"{diff:.3g} | {verdict} |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
