@@ -35,10 +35,10 @@ from torch import nn
 from .. import __version__, memory_guard, models, zoo
 from ..errors import InvalidInputError, MissingFileError
 from ..fileio import atomic_path, sha256_file
-from ..vocabulary import PRECISIONS
 from ..models.checkpoint import load_into, read_state_dict
 from ..models.efficientvit_seg import FullResolutionOutput, output_stride
 from ..models.registry import get_builder
+from ..vocabulary import PRECISIONS
 from . import manifest as mf
 from . import quantize, verification_files
 from .deploy import to_deploy_form

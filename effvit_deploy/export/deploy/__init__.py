@@ -23,13 +23,13 @@ from typing import Any
 from torch import nn
 
 from effvit_deploy.errors import InvalidInputError
-from effvit_deploy.vocabulary import PRECISIONS
 from effvit_deploy.export.deploy._base import DeployContext, DeployPass, PassResult
 from effvit_deploy.export.deploy.bicubic_upsample_deploy import BicubicUpsampleDeployPass
 from effvit_deploy.export.deploy.decompose_layer_norm import DecomposeLayerNormPass
 from effvit_deploy.export.deploy.fold_batch_norm import FoldBatchNormPass
 from effvit_deploy.export.deploy.head_split import check_style
 from effvit_deploy.export.deploy.lite_mla_deploy import DeployLiteMLA, LiteMLADeployPass
+from effvit_deploy.vocabulary import PRECISIONS
 
 __all__ = ["to_deploy_form", "DEFAULT_PASSES", "DeployLiteMLA", "DeployContext", "PassResult", "PRECISIONS"]
 
@@ -64,7 +64,8 @@ def to_deploy_form(
 
     Returns:
         (module, info) with info = {"optimizations": [pass names that changed something], "attention": [{"module",
-        "tokens", "dim", "order", "groups", "joined_qkv", "map_bytes"} per LiteMLA], "folded_bn": n, "precision": precision}
+        "tokens", "dim", "order", "groups", "joined_qkv", "map_bytes"} per LiteMLA], "folded_bn": n,
+        "precision": precision}
         and, for models with bicubic upsampling, "upsample": [{"module", "channels", "factor", "input"}].
 
     Raises:

@@ -73,7 +73,8 @@ class BicubicUpsample(nn.Module):
         )
         with torch.no_grad():
             self.rows.weight.copy_(taps.reshape(1, factor, TAPS).expand(channels, -1, -1).reshape(-1, 1, TAPS, 1))
-            self.cols.weight.copy_(taps.reshape(1, factor, TAPS).expand(channels * factor, -1, -1).reshape(-1, 1, 1, TAPS))
+            col_taps = taps.reshape(1, factor, TAPS).expand(channels * factor, -1, -1)
+            self.cols.weight.copy_(col_taps.reshape(-1, 1, 1, TAPS))
         self.rows.weight.requires_grad_(False)
         self.cols.weight.requires_grad_(False)
 

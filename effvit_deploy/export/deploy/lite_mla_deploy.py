@@ -30,8 +30,9 @@ converting candidates with litert-torch and counting ops (bench/inspect_tflite_g
   1/√N-scaled k, v of small activations live there (README "Numerics on ARM kernels").
 - fp16-safe scaling (opt-in, `to_deploy_form(..., fp16_safe_attention=True)`, fp32 only; not used by export: its
   denominator floor is a MAXIMUM/Clip op, which the export census reserves as the sign of a decomposed hard-swish,
-  and on the ARM fp16 kernels measured it did not help, see the fp16 bullet): k and v are multiplied by s = 1/√N through their projection weights
-  and biases (ReLU and the depthwise/grouped branch convs commute with a positive scale), and the key sum is
+  and on the ARM fp16 kernels measured it did not help, see the fp16 bullet): k and v are multiplied by s = 1/√N through
+  their projection weights and biases (ReLU and the depthwise/grouped branch convs commute with a positive scale),
+  and the key sum is
   mean(k)·√N instead of mean(k)·N. Numerator and denominator both shrink by exactly 1/N, so the quotient is the same
   function: v·kᵀ becomes a mean over tokens (bounded by max|v|·max|k| whatever N) instead of a sum that grows with
   N and overflows fp16's 65504 when a runtime runs the graph in fp16 (XNNPACK's force-fp16 path converts the whole
@@ -62,8 +63,8 @@ from torch import nn
 
 from effvit_deploy.export.deploy._base import DeployContext, PassResult, empty_conv_like, set_submodule
 from effvit_deploy.export.deploy._shapes import input_sizes
-from effvit_deploy.export.deploy.head_split import split_heads
 from effvit_deploy.export.deploy.fold_batch_norm import can_fold, fold_conv_bn
+from effvit_deploy.export.deploy.head_split import split_heads
 from effvit_deploy.models.efficientvit import ConvLayer, LiteMLA
 
 ORDERS = ("linear", "quadratic", "softmax")

@@ -35,8 +35,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from effvit_deploy.export.targets.executorch import pte as _pte
-from effvit_deploy.export.targets.executorch.lowering import lower
 from effvit_deploy.export.targets._common import (
     Runner,
     check_options,
@@ -45,6 +43,8 @@ from effvit_deploy.export.targets._common import (
     prepare,
     require,
 )
+from effvit_deploy.export.targets.executorch import pte as _pte
+from effvit_deploy.export.targets.executorch.lowering import lower
 
 log = logging.getLogger(__name__)
 

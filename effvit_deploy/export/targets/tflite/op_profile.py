@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 # Op types (nearly) only attention produces in EfficientViT: every conv, depthwise conv, hard-swish, add, pooling, FC
 # and the LayerNorm pieces (MEAN, MUL, ...) are shared by the plain and the deploy graph; of the types below only the
 # model-input TRANSPOSE and the head's flatten RESHAPE are not attention's. PAD is left out of every total: XNNPACK

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from effvit_deploy.export.targets.tflite import graph as tflite_graph
 from effvit_deploy.export.targets._common import (
     Runner,
     check_options,
@@ -40,6 +39,7 @@ from effvit_deploy.export.targets._common import (
     quiet_stdout,
     require,
 )
+from effvit_deploy.export.targets.tflite import graph as tflite_graph
 
 
 class TfliteTarget:
