@@ -56,6 +56,8 @@ bench-quant: $(STAMP)
 # segmentation at Cityscapes resolutions: latency, peak memory, attention MAC share (exports 1024x2048: GBs of RAM)
 bench-highres: $(STAMP)
 	$(PY) bench/bench_highres.py
+	$(PY) bench/bench_highres.py --test-sizes --results bench/results/bench_highres_test_sizes.md
+	$(PY) bench/bench_highres_exports.py
 
 bench-harness: $(STAMP)
 	$(PY) bench/bench_harness.py

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_highres.py [--model efficientvit-seg-b0-cityscapes ...] [--resolution 512x1024 ...]
         [--target tflite] [--threads 1] [--runs 5] [--out-dir export] [--max-map-gib 2.5] [--max-memory 9G]
-        [--results bench/results/bench_highres.md]
+        [--results bench/results/bench_highres.md] [--test-sizes]
 
 For every model and resolution: the MACs and the attention matmuls' share of them (`effvit_deploy.models.profile` and
 each LiteMLA's `attention_macs`), then the artifact is exported through the pipeline (deploy form, verified against
@@ -14,7 +14,7 @@ Softmax twins whose largest N×N attention map (fp32, `map_bytes` in the deploy 
 skipped and listed with what they would need: on a shared 24 GiB machine the converter holds several copies.
 The export child passes --max-memory to the memory guard, so an export estimated above it is refused (with the
 estimate) rather than swapping. The paper's Cityscapes test sizes (first README: B0 960x1920, B1 896x1792, B3
-1184x2368) are measured with `--resolution 960x1920 --model ...` etc.; `make bench-highres` runs them too.
+1184x2368) are measured with `--test-sizes` (each with its twin and LR-ASPP); `make bench-highres` runs them too.
 The table is printed and written to --results (atomically). This is a benchmark, not a test.
 """
 
@@ -51,6 +51,14 @@ DEFAULT_MODELS = [
     "lraspp-mobilenetv3-large",
 ]
 DEFAULT_RESOLUTIONS = ["256x512", "512x1024", "1024x2048"]
+# --test-sizes: the first README's per-model Cityscapes test sizes (../shared/reference/efficientvit_seg_facts.md §4),
+# each model with its softmax twin and the LR-ASPP baseline at the same size
+TEST_SIZES = [
+    ("960x1920", ["efficientvit-seg-b0-cityscapes", "efficientvit-seg-b0-cityscapes-softmax"]),
+    ("896x1792", ["efficientvit-seg-b1-cityscapes", "efficientvit-seg-b1-cityscapes-softmax"]),
+    ("1184x2368", ["efficientvit-seg-b3-cityscapes", "efficientvit-seg-b3-cityscapes-softmax"]),
+]
+BASELINE = "lraspp-mobilenetv3-large"
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_highres.md"
 
 
@@ -143,7 +151,13 @@ def main() -> None:
     parser.add_argument("--max-map-gib", type=float, default=2.5)
     parser.add_argument("--max-memory", default="9G")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--test-sizes", action="store_true",
+                        help="the paper's Cityscapes test sizes, each with its models, twins and the baseline")
     args = parser.parse_args()
+    if args.test_sizes:
+        plan = [(res, [*names, BASELINE]) for res, names in TEST_SIZES]
+    else:
+        plan = [(res, args.model or DEFAULT_MODELS) for res in args.resolution or DEFAULT_RESOLUTIONS]
     limit = str(parse_size(args.max_memory))
     cpu, _ = cpu_model_and_flags()
     header = (
@@ -154,10 +168,10 @@ def main() -> None:
     )
     print(header, flush=True)
     lines = [header]
-    for res_text in args.resolution or DEFAULT_RESOLUTIONS:
+    for res_text, names in plan:
         res = models.parse_resolution(res_text)
         res_name = models.format_resolution(res)
-        for name in args.model or DEFAULT_MODELS:
+        for name in names:
             _, macs, att = attention_share(name, res)
             map_bytes = attention_map_bytes(name, res)  # = the deploy info's largest `map_bytes`
             cells = [name, res_name, f"{macs / 1e9:.2f}", f"{100 * att / macs:.1f}%", _mib(map_bytes)]
