@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_highres.py [--model efficientvit-seg-b0-cityscapes ...] [--resolution 512x1024 ...]
         [--target tflite] [--threads 1] [--runs 5] [--out-dir export] [--max-map-gib 2.5] [--max-memory 9G]
-        [--results bench/results/bench_highres.md] [--test-sizes]
+        [--results bench/results/bench_highres.md] [--test-sizes] [--macs-only]
 
 For every model and resolution: the MACs and the attention matmuls' share of them (`effvit_deploy.models.profile` and
 each LiteMLA's `attention_macs`), then the artifact is exported through the pipeline (deploy form, verified against
@@ -153,6 +153,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--test-sizes", action="store_true",
                         help="the paper's Cityscapes test sizes, each with its models, twins and the baseline")
+    parser.add_argument("--macs-only", action="store_true",
+                        help="only the counted columns (MACs, attention share, map): meta tensors, seconds")
     args = parser.parse_args()
     if args.test_sizes:
         plan = [(res, [*names, BASELINE]) for res, names in TEST_SIZES]
@@ -175,7 +177,9 @@ def main() -> None:
             _, macs, att = attention_share(name, res)
             map_bytes = attention_map_bytes(name, res)  # = the deploy info's largest `map_bytes`
             cells = [name, res_name, f"{macs / 1e9:.2f}", f"{100 * att / macs:.1f}%", _mib(map_bytes)]
-            if map_bytes > args.max_map_gib * 2**30:
+            if args.macs_only:
+                cells += ["not run (--macs-only)"] + ["–"] * 3
+            elif map_bytes > args.max_map_gib * 2**30:
                 cells += [f"skipped (N×N map {map_bytes / 2**30:.1f} GiB > --max-map-gib)", "–", "–", "–"]
             else:
                 exported = _spawn(["export", name, res_name, args.target, args.out_dir, "fp32", limit])
@@ -202,6 +206,8 @@ def main() -> None:
 
 
 def _mib(n: int) -> str:
+    if n == 0:
+        return "–"  # no attention
     return f"{n / 2**20:.2f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
 
 
