@@ -68,6 +68,8 @@ bench-quant: $(STAMP)
 # segmentation at Cityscapes resolutions: latency, peak memory, attention MAC share (exports 1024x2048: GBs of RAM)
 bench-highres: $(STAMP)
 	$(PY) bench/bench_highres.py
+	$(PY) bench/bench_highres.py --test-sizes --results bench/results/bench_highres_test_sizes.md
+	$(PY) bench/bench_highres_exports.py
 
 # ours vs onnx2tf / torch.onnx / litert-torch defaults (+ timm, nobuco where they import), same weights, one process.
 # The peers (TensorFlow, onnx2tf, ...) go into their own venv, $(PEERS_VENV), so .venv stays lean for `make test`.

@@ -20,7 +20,21 @@ measured peak (by 11-45 % for exports, 13-96 % for one runner process):
     b0 2048 executorch           965 MiB    1208 MiB
 
 Converters trace with fake tensors, so the activation term comes from verification (PyTorch reference + the
-runtime's first run); runtimes plan and reuse their buffers, which is why k is well below 1. Beyond 2048x2048 the
+runtime's first run); runtimes plan and reuse their buffers, which is why k is well below 1.
+
+Softmax attention adds `m * map`: `map` is the model's largest N×N attention map (`models.memory.
+attention_map_bytes`, fp32, all head groups of one block), which grows with the square of the token count. Fitted to
+the softmax twins' measured peaks (bench/bench_highres.py, same machine; map / peak measured -> estimated):
+
+    TFLite export   seg-b0 twin 512x1024 128 MiB / 1251 -> 1444 MiB;  seg-b1 twin 512x1024 256 MiB / 1896 -> 2203 MiB
+                    paper-seg twin 1024x2048 1.5 GiB / 7123 -> 8063 MiB; seg-b0 twin 1024x2048 2 GiB / 9099 -> 9481 MiB
+    ONNX / ExecuTorch export   seg-b0 twin 1024x2048 2 GiB / ~5 GiB -> 6.0 GiB
+    TFLite runner   seg-b0 twin 512x1024 / 536 -> 569 MiB;  paper-seg twin 1024x2048 / 3491 -> 5485 MiB;
+                    seg-b0 twin 1024x2048 / 4489 -> 6584 MiB (ONNX Runtime and ExecuTorch runners: not measured,
+                    the TFLite factor is used)
+
+The map term is what makes a softmax twin at 1024x2048 (4 GiB per block for B1/B3) refused with its figure, before
+any work, instead of swapping or being killed mid-conversion. Beyond 2048x2048 the
 estimate is an extrapolation (linear in pixels, as activations are), not a measurement. Phones were never measured:
 on a device the runtime estimate is compared with its MemAvailable as is.
 """
@@ -38,6 +52,9 @@ MIB = 1 << 20
 _EXPORT = {"onnx": (600 * MIB, 0.25, 4), "tflite": (800 * MIB, 0.35, 4), "executorch": (600 * MIB, 0.25, 4)}
 # one runner process: the runtime's own footprint, its planned arena, the loaded artifact
 _RUNTIME = {"onnx": (100 * MIB, 0.25, 2), "tflite": (100 * MIB, 0.25, 2), "executorch": (400 * MIB, 0.25, 2)}
+# bytes per byte of the largest softmax attention map (scores, softmax output and the converter's or runtime's copies)
+_EXPORT_MAP = {"onnx": 2.5, "tflite": 4.0, "executorch": 2.5}
+_RUNTIME_MAP = 3.0
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?b?|b?)", re.IGNORECASE | re.ASCII)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -48,7 +65,7 @@ def export_estimate(model: str, resolution: Resolution, target: str) -> int | No
     if parts is None or target not in _EXPORT:
         return None
     base, k, w = _EXPORT[target]
-    return int(base + k * parts[0] + w * parts[1])
+    return int(base + k * parts[0] + w * parts[1] + _EXPORT_MAP[target] * parts[2])
 
 
 def runtime_estimate(model: str, resolution: Resolution, target: str, artifact_bytes: int) -> int | None:
@@ -57,16 +74,26 @@ def runtime_estimate(model: str, resolution: Resolution, target: str, artifact_b
     if parts is None or target not in _RUNTIME:
         return None
     base, k, w = _RUNTIME[target]
-    return int(base + k * parts[0] + w * artifact_bytes)
+    return int(base + k * parts[0] + w * artifact_bytes + _RUNTIME_MAP * parts[2])
 
 
-def _shapes(model: str, resolution: Resolution) -> tuple[int, int] | None:
-    from .models.memory import activation_bytes  # imports torch: only when an estimate is asked for
+def attention_note(model: str, resolution: Resolution) -> str:
+    """' (softmax attention: its largest N×N map is 4.0 GiB per block)' for a model whose quadratic attention map is
+    big enough to matter (64 MiB or more), else ''; appended to the guard's refusal so the user sees why."""
+    parts = _shapes(model, resolution)
+    if parts is None or parts[2] < 64 * MIB:
+        return ""
+    return f" (softmax attention: its largest N×N map is {human(parts[2])} per block)"
+
+
+def _shapes(model: str, resolution: Resolution) -> tuple[int, int, int] | None:
+    """(activation bytes, parameter bytes, largest attention map bytes), or None for a model not in the registry."""
+    from .models.memory import activation_bytes, attention_map_bytes  # import torch: only when asked
     from .models.registry import names
 
     if model not in names():
         return None
-    return activation_bytes(model, resolution)
+    return (*activation_bytes(model, resolution), attention_map_bytes(model, resolution))
 
 
 def available_memory() -> int | None:

@@ -184,7 +184,7 @@ def check_request(model: str | nn.Module, options: ExportOptions) -> Request:
     if isinstance(model, str):
         need = memory_guard.export_estimate(model, res, backend.name)
         memory_guard.check_fits(need, o.max_memory, f"exporting {model} {models.format_resolution(res)} to "
-                                                    f"{backend.name}")
+                                                    f"{backend.name}{memory_guard.attention_note(model, res)}")
     out = Path(o.out_dir)
     check_writable(out)
     backend.versions()  # imports the runtime: a missing package fails here, before any work
