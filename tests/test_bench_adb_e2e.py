@@ -274,7 +274,7 @@ def test_native_runners_pushed_and_run_under_taskset(adb_phone_factory: Callable
     measure(open_devices([f"adb:{phone.serial}"]), sweep(configs(threads=(1,))), store2,
             lambda c, d: artifacts[c.target], runner_dir=runner_dir, runner="native")
     [rec] = store2.records()
-    assert rec.error == "benchmark_model exited with 139: Segmentation fault"
+    assert rec.error == "benchmark_model exited with 139 (killed by SIGSEGV): Segmentation fault"
 
 
 # --- two phones in parallel, then the report -----------------------------------------------------------------------

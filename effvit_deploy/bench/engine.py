@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -689,6 +690,15 @@ class _Worker:
                 self.summary.failed += 1
 
 
+def _signal_hint(returncode: int) -> str:
+    """Name the signal that killed a runner: -N when this process spawned it, 128+N through a shell (adb, `sh -c`)."""
+    number = -returncode if returncode < 0 else returncode - 128 if 128 < returncode < 128 + 65 else 0
+    try:
+        return f" (killed by {signal.Signals(number).name})" if number else ""
+    except ValueError:
+        return ""
+
+
 def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup: int) -> list[float] | None:
     """Parse a runner's output into the record, or turn the failure into the record's error.
 
@@ -702,7 +712,7 @@ def _fill_result(rec: BenchRecord, choice: RunnerChoice, out: RunOutput, warmup:
         rec.extra["runner_exit"] = out.returncode
         what = "python runner" if choice.native is None else choice.native.binary
         hint = " (runtime not installed there)" if choice.native is None and out.returncode == EXIT_MISSING_RUNTIME \
-            else ""
+            else _signal_hint(out.returncode)
         last = _last_line(out.stderr) or _last_line(out.stdout) or "no output"
         rec.error = f"{what} exited with {out.returncode}{hint}: {last}"
         rec.stderr_tail = _tail(out.stderr) or _tail(out.stdout)
