@@ -18,7 +18,6 @@ A benchmark, not a test: minutes per resolution, and only as quiet as the machin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -49,6 +48,7 @@ from peers_table import Row, markdown, to_json  # noqa: E402
 
 from effvit_deploy import models, parity  # noqa: E402
 from effvit_deploy.export.targets import get_target  # noqa: E402
+from effvit_deploy.export.targets._common import quiet_stderr_fd  # noqa: E402
 from effvit_deploy.export.verify import fixed_input, reference_logits  # noqa: E402
 from effvit_deploy.export.weights import seeded_model  # noqa: E402
 from effvit_deploy.fileio import atomic_write_text  # noqa: E402
@@ -128,7 +128,7 @@ def _slug(label: str) -> str:
 
 
 def census_of(artifact: Artifact):
-    with _quiet_stderr():
+    with quiet_stderr_fd():
         return summarize(get_target(TARGET_OF_RUNTIME[artifact.runtime]).census(artifact.path))
 
 
@@ -148,7 +148,7 @@ def time_group(name: str, resolution: tuple[int, int], artifacts: list[Artifact]
     for a in artifacts:
         census = census_of(a)
         for threads in THREADS[a.runtime]:
-            with _quiet_stderr():
+            with quiet_stderr_fd():
                 run = (litert_runner(a.path, threads) if a.runtime == "litert"
                        else get_target(TARGET_OF_RUNTIME[a.runtime]).load_runner(a.path, threads=threads))
             reference = references[a.reference]
@@ -212,19 +212,6 @@ def shuffled_rounds(runners: dict, x: np.ndarray, runs: int, warmup: int, clock=
             times[key].append((clock() - start) * 1e3)
     return times
 
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """The interpreters log INFO lines on fd 2 at load; keep the benchmark's output readable."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,6 @@ import argparse
 import collections
 import contextlib
 import io
-import os
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from effvit_deploy import models  # noqa: E402
 from effvit_deploy.export.deploy import to_deploy_form  # noqa: E402
 from effvit_deploy.export.targets import get_target  # noqa: E402
+from effvit_deploy.export.targets._common import quiet_stderr_fd  # noqa: E402
 from effvit_deploy.export.targets.tflite import graph as tflite_graph  # noqa: E402
 from effvit_deploy.export.targets.tflite.placement import locate  # noqa: E402
 
@@ -51,23 +51,9 @@ def read_graph(path: Path) -> tflite_graph.TfliteGraph:
 
 def delegation(path: Path) -> tuple[int, collections.Counter]:
     """(XNNPACK partitions, op types left outside them) of the delegated interpreter."""
-    with _quiet_stderr():
+    with quiet_stderr_fd():
         census = get_target("tflite").census(path)
     return census["partitions"], collections.Counter(census["undelegated"])
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence C++ logging on fd 2 (the interpreter's INFO lines) for the duration."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -77,7 +63,7 @@ def _quiet_stderr():
 def convert_tflite(module: nn.Module, example: torch.Tensor, path: Path) -> None:
     import litert_torch
 
-    with _quiet_stderr(), contextlib.redirect_stdout(io.StringIO()):
+    with quiet_stderr_fd(), contextlib.redirect_stdout(io.StringIO()):
         litert_torch.convert(module.eval(), (example,)).export(str(path))
 
 
@@ -86,7 +72,7 @@ def executorch_check(module: nn.Module, example: torch.Tensor) -> tuple[int, col
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    with _quiet_stderr():
+    with quiet_stderr_fd():
         edge = to_edge_transform_and_lower(torch.export.export(module, (example,)), partitioner=[XnnpackPartitioner()])
     nodes = [n for n in edge.exported_program().graph_module.graph.nodes if n.op == "call_function"]
     delegates = sum("executorch_call_delegate" in str(n.target) for n in nodes)
@@ -99,7 +85,7 @@ def executorch_check(module: nn.Module, example: torch.Tensor) -> tuple[int, col
 
 
 def onnx_check(module: nn.Module, example: torch.Tensor) -> collections.Counter:
-    with _quiet_stderr(), contextlib.redirect_stdout(io.StringIO()):
+    with quiet_stderr_fd(), contextlib.redirect_stdout(io.StringIO()):
         program = torch.onnx.export(module, (example,), dynamo=True, verbose=False)
     return collections.Counter(n.op_type for n in program.model_proto.graph.node)
 
@@ -110,7 +96,7 @@ def time_tflite(paths: list[Path], runs: int, threads: int) -> list[list[float]]
 
     interpreters = []
     for path in paths:
-        with _quiet_stderr():
+        with quiet_stderr_fd():
             interpreter = Interpreter(model_path=str(path), num_threads=threads)
             interpreter.allocate_tensors()
         detail = interpreter.get_input_details()[0]

@@ -11,6 +11,8 @@ import copy
 import importlib
 import importlib.metadata
 import io
+import os
+import sys
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
@@ -129,3 +131,17 @@ def quiet_stdout() -> Iterator[None]:
     """Swallow converters' progress prints (torch.onnx prints its stages); the pipeline reports progress itself."""
     with contextlib.redirect_stdout(io.StringIO()):
         yield
+
+
+@contextlib.contextmanager
+def quiet_stderr_fd() -> Iterator[None]:
+    """Silence fd 2 itself (the runtimes' C++ INFO lines bypass sys.stderr) for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
