@@ -49,7 +49,7 @@ android-cmake:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(ANDROID_CMAKE_APT); }
 
 test: $(STAMP) runners android-app android-cmake
-	EFFVIT_RUNNER_DIR=$(RUNNER_DIR) EFFVIT_RUNNER_DIR_AARCH64=$(RUNNER_DIR_AARCH64) $(PY) -m pytest -q
+	EFFVIT_RUNNER_DIR=$(RUNNER_DIR) EFFVIT_RUNNER_DIR_AARCH64=$(RUNNER_DIR_AARCH64) $(PY) -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check effvit_deploy tests bench
