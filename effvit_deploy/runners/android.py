@@ -30,7 +30,7 @@ from ..errors import InvalidInputError, MissingDependencyError, MissingFileError
 from ..fileio import atomic_write_json, sha256_file
 from . import compile as cc
 from . import fetch, pins, recipes
-from .folder import FILE_NAME, SCHEMA
+from .folder import FILE_NAME, SCHEMA, swap_in
 
 ARCH = "android-arm64"
 ABI = "arm64-v8a"
@@ -185,7 +185,7 @@ def build_android(ndk: Path | None, aar_dir: Path | None, out: Path, *, targets:
         manifest = _manifest(aars, staged, revision)
         atomic_write_json(staged / FILE_NAME, manifest)
         staged.chmod(0o755)
-        _swap_in(staged, out)
+        swap_in(staged, out)
     return manifest
 
 
@@ -204,14 +204,4 @@ def _manifest(aars: dict[str, Aar], staged: Path, revision: str) -> dict[str, An
     return {"schema": SCHEMA, "arch": ARCH, "abi": ABI, "compiler": f"Android NDK {revision} (clang)",
             "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "runners": runners}
 
-
-def _swap_in(staged: Path, out: Path) -> None:
-    """Replace `out` by the staged folder (the old one is removed only after the rename succeeded)."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}-old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(staged, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 

@@ -29,7 +29,7 @@ from ..fileio import atomic_write_json, sha256_file
 from ..vocabulary import TARGETS
 from . import aarch64, fetch, pins, recipes
 from . import compile as cc
-from .folder import FILE_NAME, SCHEMA
+from .folder import FILE_NAME, SCHEMA, swap_in
 
 log = logging.getLogger(__name__)
 
@@ -242,13 +242,7 @@ def _assemble(out: Path, manifest: dict[str, Any], root: Path) -> None:
         atomic_write_json(tmp / FILE_NAME, manifest)
         for f in tmp.iterdir():
             f.chmod(0o755 if f.name != FILE_NAME else 0o644)
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}-old-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

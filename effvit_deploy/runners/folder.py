@@ -11,6 +11,8 @@ A folder without runners.json (binaries a user collected) is still accepted; it 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +77,14 @@ def check_abi(folder: Path | None, device_abi: str | None, device: str, *, can_e
         raise DeviceError(f"--runner-dir {folder} holds runners for {data['abi']} but {device} is {device_abi} "
                           f"(ro.product.cpu.abi); build runners for it: effvit-bench runners build --arch "
                           f"{ARCH_OF_ABI.get(str(device_abi), device_abi)} --out DIR")
+
+
+def swap_in(staged: Path, out: Path) -> None:
+    """Replace the runner folder `out` by `staged` (the old one is removed only after the rename succeeded)."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}-old-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(staged, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
