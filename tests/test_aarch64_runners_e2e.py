@@ -10,7 +10,6 @@ The folder comes from $EFFVIT_RUNNER_DIR_AARCH64 (`make test` builds it first) o
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import shutil
@@ -30,6 +29,7 @@ from effvit_deploy.runners import build_runners, cache_root
 from effvit_deploy.runners.folder import FILE_NAME
 from tests.adb_emulator import AdbEmulator
 from tests.adb_emulator.arm64 import QemuUser
+from tests.runner_folders import runner_folder
 
 # the folder's qemu-user is an x86-64 binary: these tests emulate ARM on an x86-64 host (as CI is)
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(platform.machine() != "x86_64", reason="needs an x86-64 host")]
@@ -43,10 +43,7 @@ BINARIES = ("benchmark_model", "onnxruntime_perf_test", "executor_runner")
 
 @pytest.fixture(scope="session")
 def aarch64_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    given = os.environ.get("EFFVIT_RUNNER_DIR_AARCH64")
-    if given and (Path(given) / FILE_NAME).is_file():
-        return Path(given)
-    return build_runners("aarch64", tmp_path_factory.mktemp("runners") / "aarch64").folder
+    return runner_folder("EFFVIT_RUNNER_DIR_AARCH64", "aarch64", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ The runner folder comes from $EFFVIT_RUNNER_DIR_AARCH64 (`make test` builds it),
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,8 @@ import pytest
 from effvit_deploy.bench.arm_run import run_on_arm
 from effvit_deploy.parity import FP16_MIN_COSINE, compare
 from effvit_deploy.runners import folder as runner_folder
-from effvit_deploy.runners.build import build_runners, cache_root
+from effvit_deploy.runners.build import cache_root
+from tests.runner_folders import runner_folder as build_folder
 
 pytestmark = pytest.mark.slow
 MODEL, RES = "efficientvit-b0", 128  # small enough for CI; make bench-arm-numerics runs 224 and 512
@@ -26,10 +26,7 @@ INT8_FLOOR = 0.98  # the export's int8 criterion (effvit_deploy.parity)
 
 @pytest.fixture(scope="module")
 def arm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    given = os.environ.get("EFFVIT_RUNNER_DIR_AARCH64")
-    if given and (Path(given) / runner_folder.FILE_NAME).is_file():
-        return Path(given)
-    return build_runners("aarch64", tmp_path_factory.mktemp("runners") / "aarch64", targets=("executorch",)).folder
+    return build_folder("EFFVIT_RUNNER_DIR_AARCH64", "aarch64", tmp_path_factory, targets=("executorch",))
 
 
 @pytest.mark.parametrize(("precision", "floor"), [("fp16", FP16_MIN_COSINE), ("int8", INT8_FLOOR)])

@@ -31,6 +31,7 @@ from effvit_deploy.errors import DeviceError
 from effvit_deploy.runners import build_runners, cache_root
 from effvit_deploy.runners.folder import FILE_NAME
 from tests.adb_emulator import AdbEmulator
+from tests.runner_folders import runner_folder
 from tests.test_bench_adb_e2e import measure, sweep
 
 pytestmark = pytest.mark.slow
@@ -45,10 +46,7 @@ SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "executorch": ".pte"}
 
 @pytest.fixture(scope="session")
 def runner_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    given = os.environ.get("EFFVIT_RUNNER_DIR")
-    if given and (Path(given) / FILE_NAME).is_file():
-        return Path(given)
-    return build_runners("x86_64", tmp_path_factory.mktemp("runners") / "x86_64").folder
+    return runner_folder("EFFVIT_RUNNER_DIR", "x86_64", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
