@@ -434,7 +434,9 @@ def _output_spec(model: nn.Module, reference: np.ndarray) -> dict[str, Any]:
 
 def _deploy_form(model: nn.Module, request: Request) -> tuple[nn.Module, dict]:
     split = _backend(request.target).split_style  # the target's converter decides how a joined q|k|v is split
-    module, info = to_deploy_form(model, request.resolution, precision=request.precision, split=split)
+    joined = getattr(_backend(request.target), "joined_qkv_max_tokens", 0)  # one qkv conv: ONNX Runtime (per node)
+    module, info = to_deploy_form(model, request.resolution, precision=request.precision, split=split,
+                                  joined_qkv_max_tokens=joined)
     return module.eval(), info
 
 

@@ -43,7 +43,7 @@ DEFAULT_PASSES: tuple[DeployPass, ...] = (
 
 def to_deploy_form(
     model: nn.Module, resolution: tuple[int, int], *, precision: str = "fp32", split: str = "chunk",
-    fp16_safe_attention: bool = False,
+    fp16_safe_attention: bool = False, joined_qkv_max_tokens: int = 0,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """A new module in deploy form for inputs of `resolution`, and what was done to it.
 
@@ -61,10 +61,13 @@ def to_deploy_form(
             ExecuTorch, "tfl" LiteRT; the target backend's `split_style`, see `head_split`).
         fp16_safe_attention: fp32 precision only: the fp16-safe linear attention form (`lite_mla_deploy`); off by
             default, because on the ARM fp16 kernels measured it did not help (README "Numerics on ARM kernels").
+        joined_qkv_max_tokens: fp32 only: each ReLU LiteMLA whose map has at most this many tokens becomes
+            `lite_mla_joined.JoinedLiteMLA` (one qkv conv, one Split), the rest `DeployLiteMLA`; 0 (default): none.
+            The target backend's `joined_qkv_max_tokens` (ONNX Runtime: see `lite_mla_joined` for the measurements).
 
     Returns:
         (module, info) with info = {"optimizations": [pass names that changed something], "attention": [{"module",
-        "tokens", "dim", "order", "groups", "joined_qkv", "map_bytes"} per LiteMLA], "folded_bn": n,
+        "tokens", "dim", "order", "groups", "joined_qkv", "qkv_convs", "map_bytes"} per LiteMLA], "folded_bn": n,
         "precision": precision}
         and, for models with bicubic upsampling, "upsample": [{"module", "channels", "factor", "input"}].
 
@@ -75,7 +78,7 @@ def to_deploy_form(
     if precision not in PRECISIONS:
         raise InvalidInputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     ctx = DeployContext(resolution=size, precision=precision, split=check_style(split),
-                        fp16_safe_attention=fp16_safe_attention)
+                        fp16_safe_attention=fp16_safe_attention, joined_qkv_max_tokens=joined_qkv_max_tokens)
     new = copy.deepcopy(model).eval()
     info: dict[str, Any] = {"optimizations": [], "attention": [], "folded_bn": 0, "precision": precision}
     for deploy_pass in DEFAULT_PASSES:

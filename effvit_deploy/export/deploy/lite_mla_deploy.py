@@ -250,17 +250,29 @@ class LiteMLADeployPass:
             # fp16-safe scaling only when asked, for fp32 graphs; fp16 (.half()) exports keep the original form with
             # its fp32 core, which measured better on ARM fp16 kernels (module docstring)
             safe = ctx.fp16_safe_attention and ctx.precision == "fp32"
-            new = DeployLiteMLA.from_lite_mla(m, tokens=height * width, join_qkv=ctx.precision == "int8",
-                                              split_style=ctx.split, fp16_safe=safe)
+            # ONNX Runtime: one qkv conv for the blocks small enough that its per-node cost beats the Split's copy
+            joined = ctx.precision == "fp32" and not safe and height * width <= ctx.joined_qkv_max_tokens
+            new = _joined(m, height * width) if joined else None
+            new = new or DeployLiteMLA.from_lite_mla(m, tokens=height * width, join_qkv=ctx.precision == "int8",
+                                                     split_style=ctx.split, fp16_safe=safe)
             if new is None:
                 continue
             set_submodule(model, name, new.train(m.training))
             records.append(
                 {"module": name, "tokens": height * width, "dim": m.dim, "order": new.order, "groups": new.groups,
-                 "joined_qkv": new.join_qkv, "fp16_safe": new.token_scale is not None,
+                 "joined_qkv": getattr(new, "join_qkv", True),
+                 "fp16_safe": getattr(new, "token_scale", None) is not None,
+                 "qkv_convs": "separate" if isinstance(new, DeployLiteMLA) else "joined",
                  "map_bytes": map_bytes(new.order, height * width, m.dim, new.groups)}
             )
         return PassResult(modified=bool(records), records=records)
+
+
+def _joined(m: LiteMLA, tokens: int) -> nn.Module | None:
+    """ONNX Runtime's form (`lite_mla_joined`); imported here so that module may import this one's helpers."""
+    from effvit_deploy.export.deploy.lite_mla_joined import JoinedLiteMLA
+
+    return JoinedLiteMLA.from_lite_mla(m, tokens) if _supported(m) else None
 
 
 def _supported(m: LiteMLA) -> bool:

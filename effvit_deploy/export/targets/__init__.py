@@ -42,6 +42,7 @@ class TargetBackend(Protocol):
     precisions: tuple[str, ...]  # every precision exported: ("fp32", "fp16", "int8")
     nhwc_input: bool  # can artifacts take an NHWC input
     split_style: str  # how the deploy form splits a joined q|k|v for this converter (deploy.head_split.STYLES)
+    joined_qkv_max_tokens: int  # fp32 attention up to this many tokens with one qkv conv (deploy.lite_mla_joined)
     int8_method: str  # how int8 artifacts are made, for the manifest
     int8_attention: tuple[bool, str]  # can attention matmuls run in int8 in the runtime's fast path; why (not)
     int8_from_simulation: bool  # the PT2E simulation is the artifact (calibrate it on every image)

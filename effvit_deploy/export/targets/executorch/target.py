@@ -54,6 +54,7 @@ class ExecutorchTarget:
     suffix = ".pte"
     precisions = ("fp32", "fp16", "int8")
     split_style = "slice"  # how the deploy form splits a joined q|k|v for this converter (deploy.head_split)
+    joined_qkv_max_tokens = 0  # separate q, k, v convs keep one XNNPACK partition
     nhwc_input = False  # can the artifact take an NHWC (1, H, W, 3) input
     int8_method = "XNNPACKQuantizer (PT2E, min/max observers) -> prepare/calibrate/convert -> XNNPACK lowering"
     int8_attention = (False, "ExecuTorch's XNNPACK partitioner takes bmm and div only in fp32")

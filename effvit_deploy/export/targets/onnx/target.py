@@ -54,6 +54,7 @@ class OnnxTarget:
     suffix = ".onnx"
     precisions = ("fp32", "fp16", "int8")
     split_style = "chunk"  # how the deploy form splits a joined q|k|v for this converter (deploy.head_split)
+    joined_qkv_max_tokens = 256  # small maps: one qkv conv (ORT pays per node); larger: three (deploy.lite_mla_joined)
     nhwc_input = False  # can the artifact take an NHWC (1, H, W, 3) input
     int8_method = "onnxruntime quantize_static QDQ, per-channel, min/max calibration"
     int8_attention = (True, "ONNX Runtime has int8 MatMul (the division stays fp32: there is no int8 Div kernel)")

@@ -47,6 +47,7 @@ class TfliteTarget:
     suffix = ".tflite"
     precisions = ("fp32", "fp16", "int8")
     split_style = "tfl"  # how the deploy form splits a joined q|k|v for this converter (deploy.head_split)
+    joined_qkv_max_tokens = 0  # separate q, k, v convs keep one XNNPACK partition
     nhwc_input = True  # can the artifact take an NHWC (1, H, W, 3) input
     int8_method = "ai-edge-quantizer static_wi8_ai8 on the fp32 .tflite (min/max calibration), float I/O"
     # can the attention matmuls run in int8 inside the runtime's fast path, and if not, why
