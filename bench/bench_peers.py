@@ -123,6 +123,13 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def _first_line(text: str) -> str:
+    """The runtime's reason, cut before its instructions (LiteRT's Flex message goes on for lines)."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "(no message)")
+    return line.split(" Make sure ")[0][:200] + (" (" + line.split("Node number ")[1][:60] + ")"
+                                                 if "Node number " in line else "")
+
+
 def _slug(label: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in label).strip("-")
 
@@ -146,7 +153,12 @@ def time_group(name: str, resolution: tuple[int, int], artifacts: list[Artifact]
     example = fixed_input(resolution).numpy()
     runners, rows = {}, {}
     for a in artifacts:
-        census = census_of(a)
+        try:
+            census = census_of(a)
+        except RuntimeError as exc:  # e.g. onnx2tf's seg graph needs TF's Flex ops (FlexResizeBicubic): no LiteRT run
+            rows[(a.route, a.runtime, 0)] = Row(name, res, a.runtime, 0, a.route,
+                                                note=f"built, does not run here: {_first_line(str(exc))}")
+            continue
         for threads in THREADS[a.runtime]:
             with quiet_stderr_fd():
                 run = (litert_runner(a.path, threads) if a.runtime == "litert"

@@ -145,6 +145,23 @@ def test_time_group_checks_parity_and_times_every_artifact(tiny_artifact) -> Non
     assert tflite.census.ops > 0 and tflite.census.partitions >= 1
 
 
+def test_artifact_the_runtime_cannot_run_becomes_a_row_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """onnx2tf's seg graph holds FlexResizeBicubic, which LiteRT without the Flex delegate refuses: a row, no crash."""
+    flex = ("Select TensorFlow op(s), included in the given model, is(are) not supported by this interpreter. Make "
+            "sure you apply/link the Flex delegate before inference. See instructions: https://www.tensorflow.org/"
+            "lite/guide/ops_selectNode number 159 (FlexResizeBicubic) failed to prepare.")
+
+    def refuse(artifact):
+        raise RuntimeError(flex)
+
+    monkeypatch.setattr(bench_peers, "census_of", refuse)
+    artifact = peers_routes.Artifact("onnx2tf defaults", "litert", Path("seg.tflite"), "ours")
+    rows = bench_peers.time_group("seg", (16, 32), [artifact], {"ours": np.zeros((1, 2, 2, 4))}, runs=1, warmup=0)
+    assert len(rows) == 1 and not rows[0].times_ms
+    assert rows[0].note.startswith("built, does not run here: Select TensorFlow op(s)")
+    assert "FlexResizeBicubic" in rows[0].note and "Make sure" not in rows[0].note
+
+
 def test_shuffled_rounds_time_every_runner_in_changing_orders() -> None:
     calls: list[str] = []
 
