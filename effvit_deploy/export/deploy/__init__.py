@@ -7,7 +7,8 @@
 (['fold_bn', 'attention_deploy_form', 'decompose_layer_norm'], 'linear')
 
 Passes, in order (one rewrite per file): `fold_batch_norm.FoldBatchNormPass` (BN into the preceding conv),
-`lite_mla_deploy.LiteMLADeployPass` (LiteMLA -> DeployLiteMLA, matmul order fixed per resolution) and
+`lite_mla_deploy.LiteMLADeployPass` (LiteMLA -> DeployLiteMLA, matmul order fixed per resolution; for ONNX Runtime
+small maps get `lite_mla_joined.JoinedLiteMLA` instead, one qkv conv) and
 `decompose_layer_norm.DecomposeLayerNormPass` (LayerNorm as ops every XNNPACK partitioner takes) and
 `bicubic_upsample_deploy.BicubicUpsampleDeployPass` (exact bicubic upsampling by an integer factor from delegated ops:
 the segmentation head and `--full-res-output`). Hard-swish stays an
