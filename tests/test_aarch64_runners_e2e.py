@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(platform.machine() != "x86_64
 
 MODEL, RES = "efficientvit-b0", "64"
 TARGETS = ("tflite", "onnx", "executorch")
-RUNTIMES = {"tflite": ("libtensorflow-lite2.14.1", "2.14.1"), "onnx": ("onnxruntime", "1.32.0"),
+RUNTIMES = {"tflite": ("ai-edge-litert", "1.4.0"), "onnx": ("onnxruntime", "1.32.0"),
             "executorch": ("executorch", "1.5.1")}
 BINARIES = ("benchmark_model", "onnxruntime_perf_test", "executor_runner")
 
@@ -99,6 +99,8 @@ def check_emulated_records(recs: list[BenchRecord], how: str) -> None:
         assert rec.versions[package] == version, rec.versions
         assert rec.extra["emulated"] is True and how in rec.extra["emulation"], rec.extra
         assert rec.extra["latency_note"] == NOT_PHONE_LATENCY
+        if rec.target == "tflite":  # our C-API benchmark_model's VmHWM line
+            assert rec.extra["peak_rss_kb"] > 0 and "VmHWM" in rec.extra["memory_source"], rec.extra
         # the ARM kernels' output against the PyTorch reference stored at export
         parity = rec.device_parity
         assert parity["status"] == "pass" and parity["cosine"] > 0.9999 and parity["top1_equal"], parity
@@ -119,7 +121,8 @@ def test_aarch64_folder_is_self_contained_arm64(aarch64_dir: Path, tmp_path: Pat
         for lib in entry["libraries"]:
             assert elf_machine(aarch64_dir / lib) == 183, lib
         assert "libstdc++.so.6" in entry["libraries"]
-    assert manifest["runners"]["tflite"]["xnnpack"] is False  # Debian's arm64 libtensorflow-lite has no XNNPACK
+    assert manifest["runners"]["tflite"]["xnnpack"] is True  # our benchmark_model on LiteRT's C API library
+    assert "libLiteRtRuntimeCApi.so" in manifest["runners"]["tflite"]["libraries"]
     again = build_runners("aarch64", tmp_path / "again")
     assert again.cached == dict.fromkeys(TARGETS, True)
     assert sorted(p.name for p in again.folder.iterdir()) == sorted(p.name for p in aarch64_dir.iterdir())
@@ -138,7 +141,7 @@ def test_emulated_arm64_phone_runs_the_aarch64_runners(adb_phone_factory: Callab
     bin_dir = phone.host_path(f"{DEVICE_ROOT}/bin")
     for name in BINARIES:  # what was pushed is the aarch64 build, which this x86-64 kernel cannot run by itself
         assert elf_machine(bin_dir / name) == 183
-    assert (bin_dir / "libtensorflow-lite.so.2.14.1").is_file()
+    assert (bin_dir / "libLiteRtRuntimeCApi.so").is_file()
     # the timed runs go through the phone's taskset (big core mask 80: the Cortex-X2), as on a real phone
     for name in BINARIES:
         assert any(f"(taskset 80 env LD_LIBRARY_PATH={DEVICE_ROOT}/bin {DEVICE_ROOT}/bin/{name} " in c
