@@ -72,6 +72,18 @@ def export_one(model: str, res: int, target: str, precision: str, form: str, exp
     return folder / entry["artifact"], entry
 
 
+# Kernel paths per target: (name, qemu -cpu, runner flags, the precision whose criterion judges it). `max` has
+# FEAT_FP16 and dot-product; `cortex-a57` (ARMv8.0) has neither: the no-fp16 control.
+PATHS = {
+    "tflite": [("TFLite XNNPACK fp32", "max", (), None),
+               ("TFLite XNNPACK force-fp16", "max", ("--xnnpack_force_fp16=true",), "fp16"),
+               ("TFLite XNNPACK force-fp16", "cortex-a57", ("--xnnpack_force_fp16=true",), "fp16"),
+               ("TFLite builtin (no XNNPACK)", "max", ("--use_xnnpack=false",), None)],
+    "executorch": [("ExecuTorch XNNPACK", "max", (), None), ("ExecuTorch XNNPACK", "cortex-a57", (), None)],
+    "onnx": [("ORT MLAS", "max", (), None), ("ORT MLAS", "cortex-a57", (), None)],
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runner-dir", type=Path, default=Path("build/runners/aarch64"))
@@ -80,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resolutions", nargs="+", type=int, default=[224, 512])
     parser.add_argument("--targets", nargs="+", default=["tflite", "onnx", "executorch"])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "int8"])
-    parser.add_argument("--cpus", nargs="+", default=["max"], help="qemu -cpu models (kernel paths)")
+    parser.add_argument("--cpus", nargs="+", default=["max", "cortex-a57"], help="qemu -cpu models to include")
     parser.add_argument("--attention-forms", nargs="+", default=list(FORMS), choices=FORMS,
                         help="fp16 rows: which attention forms to export (fp32/int8 rows: export)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
@@ -90,38 +102,52 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--runner-dir {args.runner_dir} is not an aarch64 runner folder; build it with "
                      "effvit-bench runners build --arch aarch64")
     rows = []
-    print("| model | res | artifact | attention form | kernel path | cosine | max abs diff | parity |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | res | artifact | attention form | kernel path | qemu -cpu | cosine | max abs diff | top-1 "
+          "| parity |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for model in args.models:
         for res in args.resolutions:
             for target in args.targets:
                 for precision in args.precisions:
                     forms = args.attention_forms if precision == "fp16" else ["export"]
                     for form in forms:
-                        try:
-                            artifact, entry = export_one(model, res, target, precision, form, args.export_dir)
-                        except EffvitError as exc:  # e.g. the export's own parity check refused it on this CPU
-                            print(f"| {model} | {res} | {target}-{precision} | {form} | (export, x86-64) | - | - | "
-                                  f"export refused: {str(exc)[-90:]} |", flush=True)
-                            continue
-                        reference = np.load(artifact.parent / entry["verification"]["reference"])
-                        for cpu in args.cpus:
-                            path = f"aarch64 qemu -cpu {cpu}"
-                            try:
-                                out = run_on_arm(args.runner_dir, manifest, target, artifact, entry, cpu)
-                                result = compare(reference, out.reshape(reference.shape), precision)
-                                cos = float("nan") if result["cosine"] is None else result["cosine"]
-                                diff = float("nan") if result["max_abs"] is None else result["max_abs"]
-                                verdict = "pass" if result["passed"] else "FAIL"
-                            except (RuntimeError, ValueError) as exc:
-                                cos, diff, verdict = float("nan"), float("nan"), f"error: {exc}"
-                            row = {"model": model, "res": res, "artifact": artifact.name, "form": form,
-                                   "kernel_path": path, "cosine": cos, "max_abs_diff": diff, "parity": verdict}
-                            rows.append(row)
-                            print(f"| {model} | {res} | {artifact.name} | {form} | {path} | {cos:.6f} | "
-                                  f"{diff:.3g} | {verdict} |", flush=True)
+                        rows += measure(args, manifest, model, res, target, precision, form)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
+
+
+def measure(args: argparse.Namespace, manifest: dict, model: str, res: int, target: str, precision: str,
+            form: str) -> list[dict]:
+    """The rows of one artifact: every kernel path of its target."""
+    try:
+        artifact, entry = export_one(model, res, target, precision, form, args.export_dir)
+    except EffvitError as exc:  # e.g. the export's own parity check refused it on this CPU
+        print(f"| {model} | {res} | {target}-{precision} | {form} | (export, x86-64) | - | - | - | - | "
+              f"export refused: {str(exc)[-90:]} |", flush=True)
+        return []
+    reference = np.load(artifact.parent / entry["verification"]["reference"])
+    rows = []
+    for path, cpu, flags, judged_as in PATHS[target]:
+        if cpu not in args.cpus:
+            continue
+        top1: bool | None = None
+        try:
+            out = run_on_arm(args.runner_dir, manifest, target, artifact, entry, cpu, runner_flags=flags)
+            result = compare(reference, out.reshape(reference.shape), judged_as or precision)
+            cos = float("nan") if result["cosine"] is None else result["cosine"]
+            diff = float("nan") if result["max_abs"] is None else result["max_abs"]
+            top1 = bool(result["top1_equal"])
+            verdict = "pass" if result["passed"] else "FAIL"
+            if not np.all(np.isfinite(out)):
+                verdict += f" ({int(np.sum(~np.isfinite(out)))} non-finite outputs)"
+        except (RuntimeError, ValueError) as exc:
+            cos, diff, verdict = float("nan"), float("nan"), f"cannot run: {exc}"
+        row = {"model": model, "res": res, "artifact": artifact.name, "form": form, "kernel_path": path,
+               "cpu": cpu, "cosine": cos, "max_abs_diff": diff, "top1_equal": top1, "parity": verdict}
+        rows.append(row)
+        print(f"| {model} | {res} | {artifact.name} | {form} | {path} | {cpu} | {cos:.6f} | {diff:.3g} | "
+              f"{'-' if top1 is None else ('yes' if top1 else 'NO')} | {verdict} |", flush=True)
+    return rows
 
 
 if __name__ == "__main__":
