@@ -434,7 +434,10 @@ def _output_spec(model: nn.Module, reference: np.ndarray) -> dict[str, Any]:
 
 def _deploy_form(model: nn.Module, request: Request) -> tuple[nn.Module, dict]:
     split = _backend(request.target).split_style  # the target's converter decides how a joined q|k|v is split
-    module, info = to_deploy_form(model, request.resolution, precision=request.precision, split=split)
+    # TFLite fp16: the division guard that survives XNNPACK's force-fp16 path (lite_mla_deploy, "fp16 guard")
+    guard = request.target == "tflite" and request.precision == "fp16"
+    module, info = to_deploy_form(model, request.resolution, precision=request.precision, split=split,
+                                  fp16_guard=guard)
     return module.eval(), info
 
 

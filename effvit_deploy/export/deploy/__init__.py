@@ -43,7 +43,7 @@ DEFAULT_PASSES: tuple[DeployPass, ...] = (
 
 def to_deploy_form(
     model: nn.Module, resolution: tuple[int, int], *, precision: str = "fp32", split: str = "chunk",
-    fp16_safe_attention: bool = False,
+    fp16_safe_attention: bool = False, fp16_guard: bool = False,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """A new module in deploy form for inputs of `resolution`, and what was done to it.
 
@@ -61,6 +61,8 @@ def to_deploy_form(
             ExecuTorch, "tfl" LiteRT; the target backend's `split_style`, see `head_split`).
         fp16_safe_attention: fp32 precision only: the fp16-safe linear attention form (`lite_mla_deploy`); off by
             default, because on the ARM fp16 kernels measured it did not help (README "Numerics on ARM kernels").
+        fp16_guard: the linear attention's division as where(den > 0, num / den, 0), whose select XNNPACK leaves
+            to fp32 kernels (`lite_mla_deploy`, "fp16 guard"); the export sets it for TFLite fp16.
 
     Returns:
         (module, info) with info = {"optimizations": [pass names that changed something], "attention": [{"module",
@@ -75,7 +77,7 @@ def to_deploy_form(
     if precision not in PRECISIONS:
         raise InvalidInputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     ctx = DeployContext(resolution=size, precision=precision, split=check_style(split),
-                        fp16_safe_attention=fp16_safe_attention)
+                        fp16_safe_attention=fp16_safe_attention, fp16_guard=fp16_guard)
     new = copy.deepcopy(model).eval()
     info: dict[str, Any] = {"optimizations": [], "attention": [], "folded_bn": 0, "precision": precision}
     for deploy_pass in DEFAULT_PASSES:
