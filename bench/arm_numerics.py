@@ -12,9 +12,13 @@ export tolerance (effvit_deploy.parity).
 Attention forms (fp16 rows, --attention-forms): `export` is what export makes (fp16: the original form with q, k, v
 cast to fp32 around the core; fp32: the original form too); `fp16-safe-core` is the 1/√N-scaled form with
 max(den, 2⁻¹⁴) and its core in fp16; `original-fp16-core` the original form (Σk = mean·N, den + 1e-15) with its core
-in fp16, i.e. what a runtime running the whole graph in fp16 executes. The TFLite aarch64 runner has no XNNPACK
-(Debian's arm64 TFLite is built without it), so TFLite fp16 there is fp16 weights dequantized to fp32 builtin
-kernels, and XNNPACK's `--xnnpack_force_fp16` path cannot be run: TF 2.14's benchmark_model has no such flag either.
+in fp16, i.e. what a runtime running the whole graph in fp16 executes; `fp16-guard` (TFLite only) the export with
+`ExportOptions(fp16_guard=True)` / `effvit-export --fp16-guard`: the division as where(den > 0, num / den, 0).
+TFLite runs through our aarch64 benchmark_model on ai-edge-litert's C API: XNNPACK fp32, XNNPACK with
+`--xnnpack_force_fp16=true` (the whole delegated graph in fp16 arithmetic; on `-cpu cortex-a57`, which has no
+FEAT_FP16, XNNPACK refuses to build that runtime) and `--use_xnnpack=false` (TFLite's builtin kernels). fp16 .tflite
+files keep their weights outside the flatbuffer, which that C API library ignores: they run through an inlined copy
+(`effvit_deploy.bench.tflite_inline`). A force-fp16 run is judged by the fp16 criterion whatever the artifact.
 """
 
 from __future__ import annotations
@@ -37,13 +41,13 @@ from effvit_deploy.export.deploy import lite_mla_deploy  # noqa: E402
 from effvit_deploy.parity import compare  # noqa: E402
 from effvit_deploy.runners import folder as runner_folder  # noqa: E402
 
-FORMS = ("export", "fp16-safe-core", "original-fp16-core")
+FORMS = ("export", "fp16-safe-core", "original-fp16-core", "fp16-guard")
 
 
 @contextlib.contextmanager
 def attention_form(form: str) -> Iterator[None]:
     """Export with the given attention form (`export`: what the deploy pass makes; the others patch it)."""
-    if form == "export":
+    if form in ("export", "fp16-guard"):  # fp16-guard is an export option (ExportOptions.fp16_guard)
         yield
         return
     original = lite_mla_deploy.DeployLiteMLA.from_lite_mla.__func__  # type: ignore[attr-defined]
@@ -67,7 +71,8 @@ def export_one(model: str, res: int, target: str, precision: str, form: str, exp
     """The artifact and its manifest entry (exported once per form into its own folder)."""
     with attention_form(form):
         entry = api.export(model, api.ExportOptions(target=target, resolution=res, precision=precision,
-                                                    out_dir=export_dir / form, random_weights=True))
+                                                    out_dir=export_dir / form, random_weights=True,
+                                                    fp16_guard=form == "fp16-guard"))
     folder = export_dir / form / model / f"{res}x{res}"
     return folder / entry["artifact"], entry
 
@@ -110,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
             for target in args.targets:
                 for precision in args.precisions:
                     forms = args.attention_forms if precision == "fp16" else ["export"]
+                    # the guard is TFLite's (ExecuTorch and ONNX fp16 keep q, k, v in an fp32 core already)
+                    forms = [f for f in forms if f != "fp16-guard" or target == "tflite"]
                     for form in forms:
                         rows += measure(args, manifest, model, res, target, precision, form)
     if args.json:
