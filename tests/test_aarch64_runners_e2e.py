@@ -13,6 +13,7 @@ import json
 import platform
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,29 @@ def test_x86_64_folder_is_refused_by_the_arm64_phone(adb_phone_factory: Callable
     bin_dir = phone.host_path(f"{DEVICE_ROOT}/bin")
     assert not bin_dir.exists() or not list(bin_dir.iterdir())
     assert not any("/bin/" in c and any(b in c for b in BINARIES) for c in phone.commands)
+
+
+def qemu_benchmark_model(aarch64_dir: Path, cpu: str, *flags: str) -> subprocess.CompletedProcess:
+    emu = json.loads((aarch64_dir / FILE_NAME).read_text())["emulation"]
+    return subprocess.run([emu["qemu"], "-cpu", cpu, "-L", emu["sysroot"], str(aarch64_dir / "benchmark_model"),
+                           *flags], capture_output=True, text=True, timeout=300)
+
+
+def test_aarch64_benchmark_model_flags_and_xnnpack_options(aarch64_dir: Path, export_dir: Path) -> None:
+    """Our C-API benchmark_model: a bad flag or value is one line and exit 2; --xnnpack_force_fp16 reaches the
+    delegate (its flags read back: QS8|QU8 defaults + FORCE_FP16 = 0x7, which checks the options offsets); on a CPU
+    without FEAT_FP16 (cortex-a57) XNNPACK refuses the fp16 runtime instead of running fp32 silently."""
+    graph = f"--graph={export_dir / MODEL / f'{RES}x{RES}' / 'tflite-fp32.tflite'}"
+    one = ("--warmup_runs=0", "--num_runs=1", "--min_secs=0", "--warmup_min_secs=0")
+    for bad, says in ((("--bogus=1",), "unknown flag --bogus"),
+                      (("--xnnpack_force_fp16=maybe",), "--xnnpack_force_fp16=maybe is not true or false"),
+                      (("--use_xnnpack=false", "--xnnpack_force_fp16=true"), "needs --use_xnnpack=true")):
+        proc = qemu_benchmark_model(aarch64_dir, "max", graph, *one, *bad)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and says in lines[0], (bad, proc.stderr)
+    fp16 = qemu_benchmark_model(aarch64_dir, "max", graph, *one, "--xnnpack_force_fp16=true")
+    assert fp16.returncode == 0 and "XNNPACK delegate flags: 0x7 (FORCE_FP16)" in fp16.stdout, fp16.stderr
+    builtin = qemu_benchmark_model(aarch64_dir, "max", graph, *one, "--use_xnnpack=false")
+    assert builtin.returncode == 0 and "XNNPACK" not in builtin.stdout + builtin.stderr
+    a57 = qemu_benchmark_model(aarch64_dir, "cortex-a57", graph, *one, "--xnnpack_force_fp16=true")
+    assert a57.returncode == 1 and "failed to create XNNPACK runtime" in a57.stderr, a57.stderr
