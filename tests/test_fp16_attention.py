@@ -5,6 +5,7 @@ it on ARM; effvit_deploy.export.deploy.fp16_emulation)."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +85,13 @@ def test_fp16_guard_is_the_same_function_and_survives_a_zero_denominator(b1_224:
     plain = copy.copy(core)
     plain.guard_division, plain.eps = False, 1e-15
     assert torch.isnan(plain._relu_attention(q.half(), k.half(), v.half(), k_sum.half())[..., 0]).all()
+
+
+def test_cli_fp16_guard_needs_fp16(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from effvit_deploy.cli.export import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--target", "tflite", "--model", "efficientvit-b0", "--fp16-guard", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and "--fp16-guard applies to --precision fp16" in err[0], err
+    assert not any(tmp_path.rglob("*.tflite"))
