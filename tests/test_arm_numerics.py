@@ -67,3 +67,33 @@ def test_tflite_force_fp16_on_arm_kernels(arm_dir: Path, guard: bool) -> None:
         assert np.all(np.isfinite(got)) and result["cosine"] >= FP16_MIN_COSINE, result
     else:  # the broken form is caught: non-finite logits, failing the floor
         assert not np.all(np.isfinite(got)) and not result["passed"], result
+
+
+def test_tflite_inline_copy_is_the_same_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The fp16 .tflite keeps weights after the flatbuffer; the inlined copy has none outside, runs to the same
+    output bit for bit (x86 LiteRT), and a non-model input is one error line, exit 2."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from effvit_deploy.bench import tflite_inline
+    from effvit_deploy.export import ExportOptions, export
+
+    out = cache_root().parent / "test-exports" / "native-runners"
+    entry = export(MODEL, ExportOptions("tflite", 64, "fp16", out))
+    src = out / MODEL / "64x64" / entry["artifact"]
+    dst = tmp_path / "inlined.tflite"
+    assert tflite_inline.has_external_buffers(src)
+    assert tflite_inline.main([str(src), str(dst)]) == 0 and not tflite_inline.has_external_buffers(dst)
+    x = np.load(src.parent / entry["verification"]["input"]).astype(np.float32)
+    outs = []
+    for path in (src, dst):
+        interp = Interpreter(str(path))
+        interp.allocate_tensors()
+        interp.set_tensor(interp.get_input_details()[0]["index"], x)
+        interp.invoke()
+        outs.append(interp.get_tensor(interp.get_output_details()[0]["index"]).copy())
+    assert np.array_equal(outs[0], outs[1])
+    (tmp_path / "junk.tflite").write_bytes(b"not a model")
+    capsys.readouterr()
+    assert tflite_inline.main([str(tmp_path / "junk.tflite"), str(tmp_path / "o.tflite")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a readable .tflite" in err[0] and not (tmp_path / "o.tflite").exists()

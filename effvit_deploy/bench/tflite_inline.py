@@ -77,3 +77,27 @@ class _AlignedBuffer:
         if vector is not None:
             s.BufferAddData(builder, vector)  # type: ignore[attr-defined]
         return s.BufferEnd(builder)  # type: ignore[attr-defined]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m effvit_deploy.bench.tflite_inline IN.tflite OUT.tflite`: the inlined copy, for running such a file
+    with the aarch64 benchmark_model by hand (one error line and exit 2 on bad input)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or not Path(args[0]).is_file() or Path(args[0]).resolve() == Path(args[1]).resolve():
+        print("error: usage: python -m effvit_deploy.bench.tflite_inline IN.tflite OUT.tflite (an existing IN, "
+              "another OUT)", file=sys.stderr)
+        return 2
+    try:
+        moved = inline_buffers(Path(args[0]), Path(args[1]))
+    except Exception as exc:  # not a .tflite flatbuffer (the generated reader raises anything)  # noqa: BLE001
+        print(f"error: {args[0]} is not a readable .tflite ({type(exc).__name__}); pass a TFLite model",
+              file=sys.stderr)
+        return 2
+    print(f"wrote {args[1]} ({moved} external buffer(s) moved inside)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
