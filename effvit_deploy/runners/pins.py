@@ -3,7 +3,8 @@
 Why these versions (facts: shared/reference/native_runners_facts.md):
 - TensorFlow 2.14.1 source (Debian sid) holds `tensorflow/lite/tools/benchmark`; tflite-runtime 2.14.0's
   `_pywrap_tensorflow_interpreter_wrapper.so` exports the TFLite C++ API that benchmark_model calls (ai-edge-litert's
-  x86-64 library exports only the LiteRt C API; its aarch64 one has the TFLite C API too, see below); its schema needs flatbuffers 23.5.26 (trixie).
+  x86-64 library exports only the LiteRt C API; its aarch64 one has the TFLite C API too, see below); its schema
+  needs flatbuffers 23.5.26 (trixie).
 - executorch 1.5.1 is the first wheel with a standalone C++ runtime (`executorch/lib`, `executorch/include`); it
   runs the .pte files of the pinned exporter (executorch 1.4.1), checked by the tests.
 - onnxruntime 1.32.0 is the project's pinned runtime; its wheel has the library but no headers, which come from
