@@ -12,9 +12,13 @@ export tolerance (effvit_deploy.parity).
 Attention forms (fp16 rows, --attention-forms): `export` is what export makes (fp16: the original form with q, k, v
 cast to fp32 around the core; fp32: the original form too); `fp16-safe-core` is the 1/√N-scaled form with
 max(den, 2⁻¹⁴) and its core in fp16; `original-fp16-core` the original form (Σk = mean·N, den + 1e-15) with its core
-in fp16, i.e. what a runtime running the whole graph in fp16 executes. The TFLite aarch64 runner has no XNNPACK
-(Debian's arm64 TFLite is built without it), so TFLite fp16 there is fp16 weights dequantized to fp32 builtin
-kernels, and XNNPACK's `--xnnpack_force_fp16` path cannot be run: TF 2.14's benchmark_model has no such flag either.
+in fp16, i.e. what a runtime running the whole graph in fp16 executes; `fp16-guard` (TFLite only) the export with
+`ExportOptions(fp16_guard=True)` / `effvit-export --fp16-guard`: the division as where(den > 0, num / den, 0).
+TFLite runs through our aarch64 benchmark_model on ai-edge-litert's C API: XNNPACK fp32, XNNPACK with
+`--xnnpack_force_fp16=true` (the whole delegated graph in fp16 arithmetic; on `-cpu cortex-a57`, which has no
+FEAT_FP16, XNNPACK refuses to build that runtime) and `--use_xnnpack=false` (TFLite's builtin kernels). fp16 .tflite
+files keep their weights outside the flatbuffer, which that C API library ignores: they run through an inlined copy
+(`effvit_deploy.bench.tflite_inline`). A force-fp16 run is judged by the fp16 criterion whatever the artifact.
 """
 
 from __future__ import annotations
@@ -37,13 +41,13 @@ from effvit_deploy.export.deploy import lite_mla_deploy  # noqa: E402
 from effvit_deploy.parity import compare  # noqa: E402
 from effvit_deploy.runners import folder as runner_folder  # noqa: E402
 
-FORMS = ("export", "fp16-safe-core", "original-fp16-core")
+FORMS = ("export", "fp16-safe-core", "original-fp16-core", "fp16-guard")
 
 
 @contextlib.contextmanager
 def attention_form(form: str) -> Iterator[None]:
     """Export with the given attention form (`export`: what the deploy pass makes; the others patch it)."""
-    if form == "export":
+    if form in ("export", "fp16-guard"):  # fp16-guard is an export option (ExportOptions.fp16_guard)
         yield
         return
     original = lite_mla_deploy.DeployLiteMLA.from_lite_mla.__func__  # type: ignore[attr-defined]
@@ -67,9 +71,22 @@ def export_one(model: str, res: int, target: str, precision: str, form: str, exp
     """The artifact and its manifest entry (exported once per form into its own folder)."""
     with attention_form(form):
         entry = api.export(model, api.ExportOptions(target=target, resolution=res, precision=precision,
-                                                    out_dir=export_dir / form, random_weights=True))
+                                                    out_dir=export_dir / form, random_weights=True,
+                                                    fp16_guard=form == "fp16-guard"))
     folder = export_dir / form / model / f"{res}x{res}"
     return folder / entry["artifact"], entry
+
+
+# Kernel paths per target: (name, qemu -cpu, runner flags, the precision whose criterion judges it). `max` has
+# FEAT_FP16 and dot-product; `cortex-a57` (ARMv8.0) has neither: the no-fp16 control.
+PATHS = {
+    "tflite": [("TFLite XNNPACK fp32", "max", (), None),
+               ("TFLite XNNPACK force-fp16", "max", ("--xnnpack_force_fp16=true",), "fp16"),
+               ("TFLite XNNPACK force-fp16", "cortex-a57", ("--xnnpack_force_fp16=true",), "fp16"),
+               ("TFLite builtin (no XNNPACK)", "max", ("--use_xnnpack=false",), None)],
+    "executorch": [("ExecuTorch XNNPACK", "max", (), None), ("ExecuTorch XNNPACK", "cortex-a57", (), None)],
+    "onnx": [("ORT MLAS", "max", (), None), ("ORT MLAS", "cortex-a57", (), None)],
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resolutions", nargs="+", type=int, default=[224, 512])
     parser.add_argument("--targets", nargs="+", default=["tflite", "onnx", "executorch"])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "int8"])
-    parser.add_argument("--cpus", nargs="+", default=["max"], help="qemu -cpu models (kernel paths)")
+    parser.add_argument("--cpus", nargs="+", default=["max", "cortex-a57"], help="qemu -cpu models to include")
     parser.add_argument("--attention-forms", nargs="+", default=list(FORMS), choices=FORMS,
                         help="fp16 rows: which attention forms to export (fp32/int8 rows: export)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
@@ -90,38 +107,54 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--runner-dir {args.runner_dir} is not an aarch64 runner folder; build it with "
                      "effvit-bench runners build --arch aarch64")
     rows = []
-    print("| model | res | artifact | attention form | kernel path | cosine | max abs diff | parity |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | res | artifact | attention form | kernel path | qemu -cpu | cosine | max abs diff | top-1 "
+          "| parity |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for model in args.models:
         for res in args.resolutions:
             for target in args.targets:
                 for precision in args.precisions:
                     forms = args.attention_forms if precision == "fp16" else ["export"]
+                    # the guard is TFLite's (ExecuTorch and ONNX fp16 keep q, k, v in an fp32 core already)
+                    forms = [f for f in forms if f != "fp16-guard" or target == "tflite"]
                     for form in forms:
-                        try:
-                            artifact, entry = export_one(model, res, target, precision, form, args.export_dir)
-                        except EffvitError as exc:  # e.g. the export's own parity check refused it on this CPU
-                            print(f"| {model} | {res} | {target}-{precision} | {form} | (export, x86-64) | - | - | "
-                                  f"export refused: {str(exc)[-90:]} |", flush=True)
-                            continue
-                        reference = np.load(artifact.parent / entry["verification"]["reference"])
-                        for cpu in args.cpus:
-                            path = f"aarch64 qemu -cpu {cpu}"
-                            try:
-                                out = run_on_arm(args.runner_dir, manifest, target, artifact, entry, cpu)
-                                result = compare(reference, out.reshape(reference.shape), precision)
-                                cos = float("nan") if result["cosine"] is None else result["cosine"]
-                                diff = float("nan") if result["max_abs"] is None else result["max_abs"]
-                                verdict = "pass" if result["passed"] else "FAIL"
-                            except (RuntimeError, ValueError) as exc:
-                                cos, diff, verdict = float("nan"), float("nan"), f"error: {exc}"
-                            row = {"model": model, "res": res, "artifact": artifact.name, "form": form,
-                                   "kernel_path": path, "cosine": cos, "max_abs_diff": diff, "parity": verdict}
-                            rows.append(row)
-                            print(f"| {model} | {res} | {artifact.name} | {form} | {path} | {cos:.6f} | "
-                                  f"{diff:.3g} | {verdict} |", flush=True)
+                        rows += measure(args, manifest, model, res, target, precision, form)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
+
+
+def measure(args: argparse.Namespace, manifest: dict, model: str, res: int, target: str, precision: str,
+            form: str) -> list[dict]:
+    """The rows of one artifact: every kernel path of its target."""
+    try:
+        artifact, entry = export_one(model, res, target, precision, form, args.export_dir)
+    except EffvitError as exc:  # e.g. the export's own parity check refused it on this CPU
+        print(f"| {model} | {res} | {target}-{precision} | {form} | (export, x86-64) | - | - | - | - | "
+              f"export refused: {str(exc)[-90:]} |", flush=True)
+        return []
+    reference = np.load(artifact.parent / entry["verification"]["reference"])
+    rows = []
+    for path, cpu, flags, judged_as in PATHS[target]:
+        if cpu not in args.cpus:
+            continue
+        top1: bool | None = None
+        try:
+            out = run_on_arm(args.runner_dir, manifest, target, artifact, entry, cpu, runner_flags=flags)
+            result = compare(reference, out.reshape(reference.shape), judged_as or precision)
+            cos = float("nan") if result["cosine"] is None else result["cosine"]
+            diff = float("nan") if result["max_abs"] is None else result["max_abs"]
+            top1 = bool(result["top1_equal"])
+            verdict = "pass" if result["passed"] else "FAIL"
+            if not np.all(np.isfinite(out)):
+                verdict += f" ({int(np.sum(~np.isfinite(out)))} non-finite outputs)"
+        except (RuntimeError, ValueError) as exc:
+            cos, diff, verdict = float("nan"), float("nan"), f"cannot run: {exc}"
+        row = {"model": model, "res": res, "artifact": artifact.name, "form": form, "kernel_path": path,
+               "cpu": cpu, "cosine": cos, "max_abs_diff": diff, "top1_equal": top1, "parity": verdict}
+        rows.append(row)
+        print(f"| {model} | {res} | {artifact.name} | {form} | {path} | {cpu} | {cos:.6f} | {diff:.3g} | "
+              f"{'-' if top1 is None else ('yes' if top1 else 'NO')} | {verdict} |", flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import json
 import platform
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(platform.machine() != "x86_64
 
 MODEL, RES = "efficientvit-b0", "64"
 TARGETS = ("tflite", "onnx", "executorch")
-RUNTIMES = {"tflite": ("libtensorflow-lite2.14.1", "2.14.1"), "onnx": ("onnxruntime", "1.32.0"),
+RUNTIMES = {"tflite": ("ai-edge-litert", "1.4.0"), "onnx": ("onnxruntime", "1.32.0"),
             "executorch": ("executorch", "1.5.1")}
 BINARIES = ("benchmark_model", "onnxruntime_perf_test", "executor_runner")
 
@@ -99,6 +100,8 @@ def check_emulated_records(recs: list[BenchRecord], how: str) -> None:
         assert rec.versions[package] == version, rec.versions
         assert rec.extra["emulated"] is True and how in rec.extra["emulation"], rec.extra
         assert rec.extra["latency_note"] == NOT_PHONE_LATENCY
+        if rec.target == "tflite":  # our C-API benchmark_model's VmHWM line
+            assert rec.extra["peak_rss_kb"] > 0 and "VmHWM" in rec.extra["memory_source"], rec.extra
         # the ARM kernels' output against the PyTorch reference stored at export
         parity = rec.device_parity
         assert parity["status"] == "pass" and parity["cosine"] > 0.9999 and parity["top1_equal"], parity
@@ -119,7 +122,8 @@ def test_aarch64_folder_is_self_contained_arm64(aarch64_dir: Path, tmp_path: Pat
         for lib in entry["libraries"]:
             assert elf_machine(aarch64_dir / lib) == 183, lib
         assert "libstdc++.so.6" in entry["libraries"]
-    assert manifest["runners"]["tflite"]["xnnpack"] is False  # Debian's arm64 libtensorflow-lite has no XNNPACK
+    assert manifest["runners"]["tflite"]["xnnpack"] is True  # our benchmark_model on LiteRT's C API library
+    assert "libLiteRtRuntimeCApi.so" in manifest["runners"]["tflite"]["libraries"]
     again = build_runners("aarch64", tmp_path / "again")
     assert again.cached == dict.fromkeys(TARGETS, True)
     assert sorted(p.name for p in again.folder.iterdir()) == sorted(p.name for p in aarch64_dir.iterdir())
@@ -138,7 +142,7 @@ def test_emulated_arm64_phone_runs_the_aarch64_runners(adb_phone_factory: Callab
     bin_dir = phone.host_path(f"{DEVICE_ROOT}/bin")
     for name in BINARIES:  # what was pushed is the aarch64 build, which this x86-64 kernel cannot run by itself
         assert elf_machine(bin_dir / name) == 183
-    assert (bin_dir / "libtensorflow-lite.so.2.14.1").is_file()
+    assert (bin_dir / "libLiteRtRuntimeCApi.so").is_file()
     # the timed runs go through the phone's taskset (big core mask 80: the Cortex-X2), as on a real phone
     for name in BINARIES:
         assert any(f"(taskset 80 env LD_LIBRARY_PATH={DEVICE_ROOT}/bin {DEVICE_ROOT}/bin/{name} " in c
@@ -171,3 +175,29 @@ def test_x86_64_folder_is_refused_by_the_arm64_phone(adb_phone_factory: Callable
     bin_dir = phone.host_path(f"{DEVICE_ROOT}/bin")
     assert not bin_dir.exists() or not list(bin_dir.iterdir())
     assert not any("/bin/" in c and any(b in c for b in BINARIES) for c in phone.commands)
+
+
+def qemu_benchmark_model(aarch64_dir: Path, cpu: str, *flags: str) -> subprocess.CompletedProcess:
+    emu = json.loads((aarch64_dir / FILE_NAME).read_text())["emulation"]
+    return subprocess.run([emu["qemu"], "-cpu", cpu, "-L", emu["sysroot"], str(aarch64_dir / "benchmark_model"),
+                           *flags], capture_output=True, text=True, timeout=300)
+
+
+def test_aarch64_benchmark_model_flags_and_xnnpack_options(aarch64_dir: Path, export_dir: Path) -> None:
+    """Our C-API benchmark_model: a bad flag or value is one line and exit 2; --xnnpack_force_fp16 reaches the
+    delegate (its flags read back: QS8|QU8 defaults + FORCE_FP16 = 0x7, which checks the options offsets); on a CPU
+    without FEAT_FP16 (cortex-a57) XNNPACK refuses the fp16 runtime instead of running fp32 silently."""
+    graph = f"--graph={export_dir / MODEL / f'{RES}x{RES}' / 'tflite-fp32.tflite'}"
+    one = ("--warmup_runs=0", "--num_runs=1", "--min_secs=0", "--warmup_min_secs=0")
+    for bad, says in ((("--bogus=1",), "unknown flag --bogus"),
+                      (("--xnnpack_force_fp16=maybe",), "--xnnpack_force_fp16=maybe is not true or false"),
+                      (("--use_xnnpack=false", "--xnnpack_force_fp16=true"), "needs --use_xnnpack=true")):
+        proc = qemu_benchmark_model(aarch64_dir, "max", graph, *one, *bad)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and says in lines[0], (bad, proc.stderr)
+    fp16 = qemu_benchmark_model(aarch64_dir, "max", graph, *one, "--xnnpack_force_fp16=true")
+    assert fp16.returncode == 0 and "XNNPACK delegate flags: 0x7 (FORCE_FP16)" in fp16.stdout, fp16.stderr
+    builtin = qemu_benchmark_model(aarch64_dir, "max", graph, *one, "--use_xnnpack=false")
+    assert builtin.returncode == 0 and "XNNPACK" not in builtin.stdout + builtin.stderr
+    a57 = qemu_benchmark_model(aarch64_dir, "cortex-a57", graph, *one, "--xnnpack_force_fp16=true")
+    assert a57.returncode == 1 and "failed to create XNNPACK runtime" in a57.stderr, a57.stderr

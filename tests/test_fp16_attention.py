@@ -4,6 +4,9 @@ it on ARM; effvit_deploy.export.deploy.fp16_emulation)."""
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -60,3 +63,35 @@ def test_fp16_safe_form_has_no_inf_nan_where_the_original_has(b1_224: tuple) -> 
             assert new.nonfinite == 0 and new.zero_den == 0
             assert fe.cosine(new.out, fe.reference(q, k, v, 1e-15)) >= 0.999
         assert broken > 0, gain
+
+
+def test_fp16_guard_is_the_same_function_and_survives_a_zero_denominator(b1_224: tuple) -> None:
+    """The TFLite fp16 guard, where(den > 0, num / den, 0): equal to the original in fp32 (export's fp32 parity), set
+    only when asked, and 0 (not NaN) for a token whose q is all zero, where fp16's den is 0 (1e-15 rounds to 0)."""
+    model, x, original = b1_224
+    guarded, info = to_deploy_form(model, (224, 224), precision="fp16", fp16_guard=True)
+    assert info["attention"] and all(a["fp16_guard"] for a in info["attention"])
+    assert not any(a["fp16_guard"] for a in to_deploy_form(model, (224, 224))[1]["attention"])
+    with torch.no_grad():
+        ref, out = original(x), guarded(x)
+    assert float((out - ref).abs().max()) <= 2e-6
+    core = next(m for m in guarded.modules() if getattr(m, "guard_division", False))
+    q = torch.rand(1, core.dim, 4)
+    q[..., 0] = 0.0  # token 0: q all zero after the ReLU
+    k, v = torch.rand(1, core.dim, 4), torch.rand(1, core.dim, 4)
+    k_sum = k.sum(-1, keepdim=True).transpose(1, 2)
+    out = core._relu_attention(q.half(), k.half(), v.half(), k_sum.half())  # den of token 0 is exactly 0
+    assert torch.isfinite(out).all() and float(out[..., 0].abs().max()) == 0.0
+    plain = copy.copy(core)
+    plain.guard_division, plain.eps = False, 1e-15
+    assert torch.isnan(plain._relu_attention(q.half(), k.half(), v.half(), k_sum.half())[..., 0]).all()
+
+
+def test_cli_fp16_guard_needs_fp16(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from effvit_deploy.cli.export import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--target", "tflite", "--model", "efficientvit-b0", "--fp16-guard", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and "--fp16-guard applies to --precision fp16" in err[0], err
+    assert not any(tmp_path.rglob("*.tflite"))

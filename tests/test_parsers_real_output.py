@@ -11,6 +11,8 @@ flags the harness passes now (home folder replaced by ~):
   --report_peak_memory_footprint=true --memory_footprint_check_interval_ms=1000;
 - onnxruntime_perf_test-1.32.0-b0-64-stoprule.txt: -I -m times -r 10 --min_secs 0.05;
 - executor_runner-1.5.1-b0-64-stoprule.txt: --num_executions=12 --warmup_executions=2 --min_secs=0.05.
+- benchmark_model-litert-1.4.0-aarch64-b0-64.txt: our aarch64 benchmark_model (ai-edge-litert 1.4.0's TFLite C API,
+  XNNPACK) under qemu-aarch64 -cpu max, with the harness's flags (stdout then stderr).
 """
 
 from __future__ import annotations
@@ -89,3 +91,14 @@ def test_real_executor_runner_time_rule_planned_memory_and_vmhwm() -> None:
     assert parsed.extra["arena_bytes"] > 0 and parsed.extra["arena_buffers"] == 1
     assert parsed.extra["memory_source"] == "executor_runner: VmHWM of its own process"
     assert parsed.extra["peak_rss_kb"] > 10_000
+
+
+def test_real_aarch64_c_api_benchmark_model_output() -> None:
+    """Upstream's count=/summary lines plus p5/median/p95 and our VmHWM line; the flags read back from XNNPACK."""
+    text = (DATA / "benchmark_model-litert-1.4.0-aarch64-b0-64.txt").read_text()
+    parsed = native_runner("tflite").parse(text, "", warmup=2)
+    assert parsed.stats["n"] == 10 and parsed.extra["warmup_n"] == 2
+    assert parsed.stats["median_ms"] == pytest.approx(330.272) and parsed.extra["p95_ms"] == pytest.approx(457.472)
+    assert parsed.extra["peak_rss_kb"] == 67396 and "VmHWM" in parsed.extra["memory_source"]
+    assert parsed.init_ms == pytest.approx(569.334) and parsed.first_ms == pytest.approx(204.853)
+    assert parsed.threads == 1 and "XNNPACK delegate flags: 0x3" in text

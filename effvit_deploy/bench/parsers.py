@@ -86,6 +86,7 @@ _BM_INIT_SESSION = re.compile(rf"Initialized session in\s*({_NUM})\s*ms")
 _BM_THREADS = re.compile(r"Num threads:\s*\[(-?\d+)\]")
 _BM_PEAK = re.compile(rf"Overall peak memory footprint \(MB\) via periodic monitoring:\s*({_NUM})")
 _BM_DELTA = re.compile(rf"Memory footprint delta from the start of the tool \(MB\):\s*init=({_NUM})\s+overall=({_NUM})")
+_BM_VMHWM = re.compile(r"Peak RSS:\s*(\d+)\s*KB \((VmHWM|ru_maxrss)\)")  # our C-API benchmark_model (aarch64)
 _BM_DELEGATE = re.compile(r"Replacing (\d+)(?: out of (\d+))? node\(s\) with delegate \(([^)]*)\) node, yielding (\d+)")
 
 
@@ -112,6 +113,8 @@ def parse_benchmark_model(stdout: str) -> ParsedRun:
             if peak_mb is not None and peak_mb > 0:
                 extra.update(peak_rss_kb=round(peak_mb * 1024), memory_source="benchmark_model "
                              "--report_peak_memory_footprint (peak ru_maxrss of the tool's process)")
+        elif m := _BM_VMHWM.search(line):
+            extra.update(peak_rss_kb=int(m.group(1)), memory_source=f"benchmark_model: {m.group(2)} of its process")
         elif m := _BM_DELTA.search(line):
             extra.update(memory_delta_init_mb=_float(m.group(1)), memory_delta_overall_mb=_float(m.group(2)))
         elif m := _BM_DELEGATE.search(line):

@@ -74,6 +74,11 @@ def export(
             "--full-res-output", help="Segmentation: upsample the 1/8 logits x8 (exact bicubic) inside the graph."
         ),
     ] = False,
+    fp16_guard: Annotated[
+        bool,
+        typer.Option("--fp16-guard", help="fp16 TFLite: attention division as where(den > 0, num/den, 0), safe "
+                                          "under XNNPACK force-fp16 (more partitions; README 'Numerics on ARM')."),
+    ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log cache decisions; show converter output.")
     ] = False,
@@ -92,7 +97,7 @@ def export(
     base = api.ExportOptions(target="", precision=precision, out_dir=out, optimize=optimize, nhwc=nhwc,
                              full_res_output=full_res_output, checkpoint=checkpoint, zoo_dir=zoo,
                              random_weights=random_weights, calib=calib, calib_count=calib_count,
-                             int8_attention=int8_attention, max_memory=limit, force=force)
+                             int8_attention=int8_attention, max_memory=limit, fp16_guard=fp16_guard, force=force)
     with converter_log.capture(enabled=not verbose, folder=out) as (console_file, log):
         targets = _expand_targets(target)
         requests = [

@@ -74,6 +74,10 @@ class ExportOptions:
             count and attention mode; ignored for fp32/fp16.
         max_memory: memory limit in bytes for the memory guard (default: what this machine has available).
         name: manifest/folder name when the model is a module (default: its class name).
+        fp16_guard: fp16 only (TFLite; other targets keep their fp32 attention core and ignore it): the linear
+            attention's division as where(den > 0, num / den, 0), whose select TFLite's XNNPACK leaves to fp32
+            kernels, so `--xnnpack_force_fp16` cannot make 0/0 = NaN of it (`lite_mla_deploy`, "fp16 guard"); costs
+            XNNPACK partitions, hence opt-in (`-guarded` in the artifact name).
         force: convert even if an identical artifact is cached.
     """
 
@@ -92,6 +96,7 @@ class ExportOptions:
     int8_attention: str = "auto"
     max_memory: int | None = None
     name: str | None = None
+    fp16_guard: bool = False
     force: bool = False
 
 
@@ -153,6 +158,8 @@ def check_request(model: str | nn.Module, options: ExportOptions) -> Request:
     elif o.precision not in backend.precisions:
         raise InvalidInputError(f"target {o.target} cannot export {o.precision}; it takes: "
                                 f"{', '.join(backend.precisions)}")
+    if o.fp16_guard and o.precision != "fp16":
+        raise InvalidInputError(f"--fp16-guard applies to --precision fp16 only (got {o.precision}); drop it")
     res = models.parse_resolution(o.resolution)
     if isinstance(model, str):
         get_builder(model)  # unknown name -> InvalidInputError listing the valid ones
@@ -342,7 +349,7 @@ def _manifest_entry(request: Request, model: nn.Module, artifact: str, info: dic
 
 def _artifact_name(request: Request, backend: Any) -> str:
     o = request.options
-    suffix = ("-fullres" if o.full_res_output else "") + backend.suffix
+    suffix = ("-fullres" if o.full_res_output else "") + ("-guarded" if _guarded(request) else "") + backend.suffix
     return mf.artifact_name(o.target, o.precision, suffix, nhwc=o.nhwc, optimize=o.optimize)
 
 
@@ -436,7 +443,7 @@ def _deploy_form(model: nn.Module, request: Request) -> tuple[nn.Module, dict]:
     split = _backend(request.target).split_style  # the target's converter decides how a joined q|k|v is split
     joined = getattr(_backend(request.target), "joined_qkv_max_tokens", 0)  # one qkv conv: ONNX Runtime (per node)
     module, info = to_deploy_form(model, request.resolution, precision=request.precision, split=split,
-                                  joined_qkv_max_tokens=joined)
+                                  fp16_guard=_guarded(request), joined_qkv_max_tokens=joined)
     return module.eval(), info
 
 
@@ -454,6 +461,11 @@ def _arrays_sha256(arrays: list[np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def _guarded(request: Request) -> bool:
+    """The fp16 guard applies (asked for, a TFLite fp16 export): see ExportOptions.fp16_guard."""
+    return request.options.fp16_guard and request.target == "tflite" and request.precision == "fp16"
+
+
 def _options(request: Request) -> dict[str, Any]:
     options: dict[str, Any] = {
         "target": request.target,
@@ -464,6 +476,8 @@ def _options(request: Request) -> dict[str, Any]:
     }
     if request.options.full_res_output:
         options["full_res_output"] = True  # only when set: the cache keys of every other export stay as they were
+    if _guarded(request):
+        options["fp16_guard"] = True  # likewise
     if request.precision == "int8":
         options.update(
             calib=str(request.options.calib) if request.options.calib else None,

@@ -1,6 +1,7 @@
-"""aarch64 (ARM64 glibc Linux) runner builds: Debian sid's arm64 libraries, the glibc sysroot, qemu-user.
+"""aarch64 (ARM64 glibc Linux) runner builds: the aarch64 wheels' libraries, sid's arm64 C++ runtime and glibc sysroot,
+qemu-user.
 
-Everything arm64 comes from .debs unpacked with `dpkg-deb -x` (never installed). The folder ships every shared library
+Debian packages are unpacked with `dpkg-deb -x` (never installed). The folder ships every shared library
 the binaries need except glibc itself (its loader must sit at /lib/ld-linux-aarch64.so.1): that sysroot is recorded
 in runners.json and, on this x86-64 host, handed to `qemu-aarch64 -L SYSROOT`.
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,15 +20,10 @@ from typing import Any
 
 from . import compile as cc
 from . import pins, recipes
-from .recipes import RPATH, TFLITE_BENCHMARK_SOURCES, Built, unpack_deb, unpack_tensorflow
+from .recipes import RPATH, Built, unpack_deb
 
 ARCH = "aarch64"
 LIBDIR = Path("usr/lib/aarch64-linux-gnu")
-# Sources that need the XNNPACK delegate, which Debian's arm64 libtensorflow-lite does not contain.
-_XNNPACK_ONLY = ("delegates/xnnpack_delegate_provider.cc", "xnnpack_plugin.cc")
-# RPATH (not RUNPATH) so that libraries loaded by libraries (libtensorflow-lite -> libfarmhash) are found in the
-# folder too; RUNPATH would apply to the binary's direct dependencies only.
-LINK_RPATH = (RPATH, "-Wl,--disable-new-dtags")
 
 
 def unpack_debs(debs: list[Path], dest: Path) -> Path:
@@ -51,64 +46,30 @@ def cxx_runtime(tree: Path, out: Path) -> list[Path]:
     return libs
 
 
-def needed(library: Path) -> list[str]:
-    """The NEEDED sonames of an ELF file (readelf of the cross binutils, any arch)."""
-    readelf = shutil.which("aarch64-linux-gnu-readelf") or "readelf"
-    out = subprocess.run([readelf, "-d", str(library)], capture_output=True, text=True, check=True).stdout
-    return [ln.split("[", 1)[1].rstrip("]") for ln in out.splitlines() if "(NEEDED)" in ln]
-
-
-GLIBC_SONAMES = {"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "ld-linux-aarch64.so.1"}
-CXX_SONAMES = {"libstdc++.so.6", "libgcc_s.so.1"}  # shipped by add_cxx_runtime
-
-
-def closure(roots: list[Path], libdir: Path, out: Path) -> list[Path]:
-    """Copy into `out` every non-glibc library the `roots` need, transitively, from `libdir`; returns the copies."""
-    copied: dict[str, Path] = {}
-    todo = list(roots)
-    while todo:
-        for soname in needed(todo.pop()):
-            if soname in GLIBC_SONAMES | CXX_SONAMES or soname in copied or (out / soname).exists():
-                continue
-            src = libdir / soname
-            if not src.exists():
-                raise cc.BuildError(f"{soname} (needed by the aarch64 TFLite build) is in none of the pinned arm64 "
-                                    "packages; see effvit_deploy/runners/pins.py TFLITE_ARM64_DEPS")
-            copied[soname] = out / soname
-            shutil.copyfile(src.resolve(), copied[soname])
-            todo.append(copied[soname])
-    return sorted(copied.values())
-
-
 def build_tflite(cxx: str, inputs: dict[str, Path], work: Path) -> Built:
-    """benchmark_model from the TF 2.14.1 source linked against Debian sid's arm64 libtensorflow-lite 2.14.1."""
-    tf_root = unpack_tensorflow(inputs["tensorflow"], work / "src")
-    headers = unpack_debs([inputs["flatbuffers"], inputs["ruy"]], work / "deps")
-    arm = unpack_debs([p for role, p in sorted(inputs.items()) if role.startswith("arm64:")], work / "arm64")
-    libdir = arm / LIBDIR
+    """Our benchmark_model on the TFLite C API of ai-edge-litert's aarch64 libLiteRtRuntimeCApi.so (XNNPACK inside).
+
+    The library needs only glibc and the C++ runtime, so no TensorFlow source, headers or Debian TFLite are involved:
+    one g++ call (seconds), the C API declared in the runner's source.
+    """
+    wheel = pins.LITERT_ARM64
+    root = recipes.unpack_wheel(inputs["ai-edge-litert"], work / "wheel", (f"ai_edge_litert/{pins.LITERT_LIBRARY}",))
+    found = root / "ai_edge_litert" / pins.LITERT_LIBRARY
+    if not found.is_file():
+        raise cc.BuildError(f"{inputs['ai-edge-litert'].name} has no ai_edge_litert/{pins.LITERT_LIBRARY}")
     out = work / "out"
     out.mkdir()
-    library = out / f"libtensorflow-lite.so.{pins.TF_VERSION}"
-    shutil.copyfile((libdir / library.name).resolve(), library)
-    includes = [f"-I{tf_root}", f"-I{headers / 'usr' / 'include'}", f"-I{arm / 'usr' / 'include'}",
-                "-I/usr/include/eigen3", "-I/usr/include/gemmlowp", "-DTFLITE_WITHOUT_XNNPACK"]
-    sources = [tf_root / s for s in TFLITE_BENCHMARK_SOURCES if not s.endswith(_XNNPACK_ONLY)]
-    objects = cc.compile_all(cxx, sources, work / "obj", includes, cwd=tf_root)
-    absl = sorted(p.name for p in libdir.glob("libabsl_*.so.*") if p.name.count(".so.") == 1)
+    library = out / pins.LITERT_LIBRARY
+    shutil.copyfile(found, library)
     binary = out / "benchmark_model"
-    # sid's libraries need glibc 2.38 / libstdc++ 13 symbols the bookworm cross toolchain lacks: they are resolved at
-    # run time from the recorded sysroot and the shipped libstdc++ (--allow-shlib-undefined).
-    cc.run([cxx, "-o", str(binary), *map(str, objects), f"-L{out}", f"-L{libdir}", f"-l:{library.name}",
-            *LINK_RPATH, f"-Wl,-rpath-link,{libdir}", "-Wl,--allow-shlib-undefined", "-Wl,--as-needed",
-            *(f"-l:{n}" for n in absl), "-lpthread", "-ldl"], cwd=work, what="linking benchmark_model (aarch64)")
-    libraries = [library, *closure([binary, library], libdir, out)]
-    return Built(binary, libraries, "tflite", pins.TF_VERSION,
-                 f"benchmark_model from TensorFlow {pins.TF_VERSION} sources (Debian {pins.TF_SOURCE_VERSION}), "
-                 f"TFLite runtime of Debian sid's arm64 {pins.TFLITE_ARM64.name} {pins.TFLITE_ARM64.version}, "
-                 "which is built without the XNNPACK delegate: TFLite's builtin (NEON/ruy) kernels, no "
-                 "--use_xnnpack / --xnnpack_force_fp16",
-                 {"tool_version": pins.TF_VERSION, "statistics": "mean (2.14 prints no percentiles)",
-                  "xnnpack": False, "runtime_package": pins.TFLITE_ARM64.name})
+    cc.run([cxx, *cc.CXXFLAGS, f"-I{recipes.SOURCES}", str(recipes.SOURCES / "tflite_benchmark_model.cpp"), "-o",
+            str(binary), str(library), RPATH], cwd=work, what="building benchmark_model (aarch64, TFLite C API)")
+    return Built(binary, [library], "tflite", wheel.version,
+                 f"effvit-deploy benchmark_model (upstream flags and lines, --use_xnnpack, --xnnpack_force_fp16) on "
+                 f"the TFLite C API of the {wheel.name} {wheel.version} aarch64 wheel's {pins.LITERT_LIBRARY} (TFLite "
+                 "2.20.0-dev with the XNNPACK delegate; --use_xnnpack=false runs TFLite's builtin kernels)",
+                 {"tool_version": "effvit-deploy", "statistics": "mean, p5/median/p95", "xnnpack": True,
+                  "runtime_package": wheel.name, "tflite_version": "2.20.0-dev0 (TfLiteVersion())"})
 
 
 def add_cxx_runtime(built: Built, inputs: dict[str, Path], work: Path) -> Built:

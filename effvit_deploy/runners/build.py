@@ -43,6 +43,7 @@ RUNTIME_PACKAGES = {"tflite": pins.TFLITE_RUNTIME.name, "onnx": pins.ONNXRUNTIME
                     "executorch": pins.EXECUTORCH.name}
 OWN_SOURCES = {"tflite": (), "onnx": ("onnxruntime_perf_test.cpp", "runner_util.h"),
                "executorch": ("executor_runner.cpp", "runner_util.h")}
+OWN_SOURCES_BY_ARCH = {("tflite", "aarch64"): ("tflite_benchmark_model.cpp", "runner_util.h")}
 
 
 def cache_root() -> Path:
@@ -82,7 +83,7 @@ def build_runners(arch: str = "x86_64", out: Path | None = None, *, targets: Seq
         raise InvalidInputError(f"unknown runner target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
     started = time.perf_counter()
     cxx = _compiler(arch)
-    if "tflite" in targets:
+    if "tflite" in targets and arch != aarch64.ARCH:  # the aarch64 TFLite runner needs no TensorFlow headers
         cc.check_system_headers(("libabsl-dev", "libeigen3-dev", "libgemmlowp-dev"))
     for tool in ("dpkg-deb", "tar", "nm"):
         if shutil.which(tool) is None:
@@ -158,8 +159,9 @@ def _inputs_for(target: str, arch: str, root: Path) -> dict[str, Path]:
     apt = fetch.PrivateApt(root / "apt")
     platform = pins.ARCHES[arch][1]
     if target == "tflite" and arch == aarch64.ARCH:
-        return {**_tf_source(apt, downloads),
-                **_arm64_debs((pins.TFLITE_ARM64, *pins.TFLITE_ARM64_DEPS), "arm64", apt, downloads / "apt")}
+        litert = pins.LITERT_ARM64
+        return {"ai-edge-litert": fetch.pip_wheel(litert.name, litert.version, pins.LITERT_PLATFORM, litert.python,
+                                                  downloads / "pip")}
     if target == "tflite":
         wheel = pins.TFLITE_RUNTIME
         return {**_tf_source(apt, downloads),
@@ -186,15 +188,15 @@ def _tf_source(apt: fetch.PrivateApt, downloads: Path) -> dict[str, Path]:
     return {"tensorflow": tarball, "flatbuffers": flatbuffers, "ruy": ruy}
 
 
-def _sources(target: str, inputs: dict[str, Path]) -> list[dict[str, str]]:
+def _sources(target: str, inputs: dict[str, Path], arch: str = "x86_64") -> list[dict[str, str]]:
     own = [{"name": f"effvit_deploy/runners/sources/{n}", "sha256": sha256_file(recipes.SOURCES / n)}
-           for n in OWN_SOURCES[target]]
+           for n in OWN_SOURCES_BY_ARCH.get((target, arch), OWN_SOURCES[target])]
     return own + [{"name": p.name, "role": role, "sha256": sha256_file(p)} for role, p in sorted(inputs.items())]
 
 
 def _build_key(target: str, arch: str, inputs: dict[str, Path], compiler: str) -> str:
     recipe = b"".join(Path(m.__file__).read_bytes() for m in (recipes, cc, *((aarch64,) if arch != "x86_64" else ())))
-    blob = json.dumps({"target": target, "arch": arch, "sources": _sources(target, inputs), "compiler": compiler,
+    blob = json.dumps({"target": target, "arch": arch, "sources": _sources(target, inputs, arch), "compiler": compiler,
                        "recipe": RECIPE_VERSION, "recipe_sha256": hashlib.sha256(recipe).hexdigest()},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -216,7 +218,7 @@ def _build_into(target: str, cxx: str, inputs: dict[str, Path], build_dir: Path,
                  "runtime_version": built.runtime_version,
                  "abi": pins.ARCHES[arch][0], "libraries": [f.name for f in built.libraries], "notes": built.notes,
                  "sha256": sha256_file(final / built.binary.name), "build_key": key,
-                 "build_seconds": round(time.perf_counter() - started, 1), "sources": _sources(target, inputs),
+                 "build_seconds": round(time.perf_counter() - started, 1), "sources": _sources(target, inputs, arch),
                  **built.extra}
         atomic_write_json(final / "build.json", entry)
         try:

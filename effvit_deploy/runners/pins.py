@@ -2,20 +2,21 @@
 
 Why these versions (facts: shared/reference/native_runners_facts.md):
 - TensorFlow 2.14.1 source (Debian sid) holds `tensorflow/lite/tools/benchmark`; tflite-runtime 2.14.0's
-  `_pywrap_tensorflow_interpreter_wrapper.so` exports the TFLite C++ API that benchmark_model calls (ai-edge-litert
-  exports only the LiteRt C API); its schema needs flatbuffers 23.5.26 (trixie).
+  `_pywrap_tensorflow_interpreter_wrapper.so` exports the TFLite C++ API that benchmark_model calls (ai-edge-litert's
+  x86-64 library exports only the LiteRt C API; its aarch64 one has the TFLite C API too, see below); its schema
+  needs flatbuffers 23.5.26 (trixie).
 - executorch 1.5.1 is the first wheel with a standalone C++ runtime (`executorch/lib`, `executorch/include`); it
   runs the .pte files of the pinned exporter (executorch 1.4.1), checked by the tests.
 - onnxruntime 1.32.0 is the project's pinned runtime; its wheel has the library but no headers, which come from
   Debian sid's libonnxruntime-dev 1.23.2 (the C API is versioned and backward compatible: newer libraries serve
   older headers).
 - aarch64 (issue 11): the same three runners cross-compiled with bookworm's g++-12-aarch64-linux-gnu. No
-  tflite-runtime aarch64 wheel exists, so benchmark_model links Debian sid's arm64 libtensorflow-lite 2.14.1 (built
-  from the very TF 2.14.1 source the tool comes from; Debian builds it WITHOUT the XNNPACK delegate, so the aarch64
-  benchmark_model runs TFLite's builtin NEON/ruy kernels and has no --use_xnnpack / --xnnpack_force_fp16). That
-  library needs glibc >= 2.38 and libstdc++ >= 13, hence sid's arm64 libc6 as the sysroot and its libstdc++6 /
-  libgcc-s1 shipped beside the binaries. Emulation here: trixie's qemu-user 10.0 (static; bookworm's 7.2
-  segfaults in ONNX Runtime's start-up).
+  tflite-runtime aarch64 wheel exists; ai-edge-litert 1.4.0 (the newest aarch64 wheel the registry has) ships
+  libLiteRtRuntimeCApi.so, TFLite's stable C API with the XNNPACK delegate built in (TFLite 2.20.0-dev), so the
+  aarch64 benchmark_model is the project's own on that C API (upstream's flags and lines, --use_xnnpack,
+  --xnnpack_force_fp16). (Debian's arm64 libtensorflow-lite 2.14.1, the runtime before, has no XNNPACK.) The sysroot
+  is sid's arm64 libc6, and sid's libstdc++6 / libgcc-s1 are shipped beside the binaries. Emulation here: trixie's
+  qemu-user 10.0 (static; bookworm's 7.2 segfaults in ONNX Runtime's start-up).
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ RUY_DEV = Deb("libruy-dev", "0.0.0~git20230215.21a85fe-2")
 ONNXRUNTIME_DEV = Deb("libonnxruntime-dev", "1.23.2+dfsg-6.1")
 
 TFLITE_RUNTIME = Wheel("tflite-runtime", "2.14.0")
+# aarch64 TFLite: the C API library of this wheel (its options-struct offsets are checked in tflite_benchmark_model.cpp)
+LITERT_ARM64 = Wheel("ai-edge-litert", "1.4.0")
+LITERT_PLATFORM = "manylinux_2_17_aarch64"
+LITERT_LIBRARY = "libLiteRtRuntimeCApi.so"
 EXECUTORCH = Wheel("executorch", "1.5.1")
 ONNXRUNTIME = Wheel("onnxruntime", "1.32.0")
 
@@ -71,16 +76,9 @@ CROSS_PACKAGES = {"aarch64": ("g++-12-aarch64-linux-gnu", "libc6-dev-arm64-cross
 
 # --- aarch64 (Debian sid arm64 packages, unpacked with dpkg-deb -x, never installed) -------------------------------
 ARM64 = "arm64"
-TFLITE_ARM64 = Deb("libtensorflow-lite2.14.1", "2.14.1+dfsg-3.1+b1", ARM64)
-# What libtensorflow-lite.so.2.14.1 needs besides glibc (its NEEDED entries), shipped beside benchmark_model, and the
-# absl headers of that very absl (benchmark_model's own absl calls link the same shared absl).
-TFLITE_ARM64_DEPS = (Deb("libabsl20260526", "20260526.0-2+b1", ARM64), Deb("libabsl-dev", "20260526.0-2+b1", ARM64),
-                     Deb("libcpuinfo0", "0.0~git20250905.877328f-1+b1", ARM64),
-                     Deb("libpthreadpool0", "0.0~git20251020.0e6ca13-1.1", ARM64),
-                     Deb("libfarmhash0", "0~git20190513.0d859a8-4+b2", ARM64))
-# C++ runtime for every aarch64 runner (the newest any of them needs: libtensorflow-lite wants GLIBCXX_3.4.32).
+# C++ runtime shipped with every aarch64 runner (one libstdc++ for the folder, newer than any runner needs).
 CXX_RUNTIME_ARM64 = (Deb("libstdc++6", "16.2.0-4", ARM64), Deb("libgcc-s1", "16.2.0-4", ARM64))
-# The glibc the aarch64 folder needs (libtensorflow-lite: GLIBC_2.38); the sysroot qemu's -L points at.
+# The glibc the aarch64 folder needs (the shipped libstdc++: GLIBC_2.38); the sysroot qemu's -L points at.
 GLIBC_ARM64 = Deb("libc6", "2.43-7", ARM64)
 GLIBC_NEEDED = "2.38"
 LOADER = {"aarch64": "/lib/ld-linux-aarch64.so.1"}

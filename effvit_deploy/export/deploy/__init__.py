@@ -44,7 +44,7 @@ DEFAULT_PASSES: tuple[DeployPass, ...] = (
 
 def to_deploy_form(
     model: nn.Module, resolution: tuple[int, int], *, precision: str = "fp32", split: str = "chunk",
-    fp16_safe_attention: bool = False, joined_qkv_max_tokens: int = 0,
+    fp16_safe_attention: bool = False, fp16_guard: bool = False, joined_qkv_max_tokens: int = 0,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """A new module in deploy form for inputs of `resolution`, and what was done to it.
 
@@ -62,6 +62,8 @@ def to_deploy_form(
             ExecuTorch, "tfl" LiteRT; the target backend's `split_style`, see `head_split`).
         fp16_safe_attention: fp32 precision only: the fp16-safe linear attention form (`lite_mla_deploy`); off by
             default, because on the ARM fp16 kernels measured it did not help (README "Numerics on ARM kernels").
+        fp16_guard: the linear attention's division as where(den > 0, num / den, 0), whose select XNNPACK leaves
+            to fp32 kernels (`lite_mla_deploy`, "fp16 guard"); the export sets it for TFLite fp16.
         joined_qkv_max_tokens: fp32 only: each ReLU LiteMLA whose map has at most this many tokens becomes
             `lite_mla_joined.JoinedLiteMLA` (one qkv conv, one Split), the rest `DeployLiteMLA`; 0 (default): none.
             The target backend's `joined_qkv_max_tokens` (ONNX Runtime: see `lite_mla_joined` for the measurements).
@@ -79,7 +81,8 @@ def to_deploy_form(
     if precision not in PRECISIONS:
         raise InvalidInputError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     ctx = DeployContext(resolution=size, precision=precision, split=check_style(split),
-                        fp16_safe_attention=fp16_safe_attention, joined_qkv_max_tokens=joined_qkv_max_tokens)
+                        fp16_safe_attention=fp16_safe_attention, fp16_guard=fp16_guard,
+                        joined_qkv_max_tokens=joined_qkv_max_tokens)
     new = copy.deepcopy(model).eval()
     info: dict[str, Any] = {"optimizations": [], "attention": [], "folded_bn": 0, "precision": precision}
     for deploy_pass in DEFAULT_PASSES:

@@ -23,6 +23,7 @@ class DeployContext:
     precision: str = "fp32"
     split: str = "chunk"
     fp16_safe_attention: bool = False  # lite_mla_deploy's fp16-safe scaling (opt-in: README "Numerics on ARM kernels")
+    fp16_guard: bool = False  # lite_mla_deploy's where(den > 0, num / den, 0) (TFLite fp16 exports)
     joined_qkv_max_tokens: int = 0  # fp32 ReLU attention up to this many tokens as `lite_mla_joined` (ONNX Runtime)
 
 

@@ -41,6 +41,16 @@ converting candidates with litert-torch and counting ops (bench/inspect_tflite_g
   EfficientViT-B1 at 512 with the seeded weights); 2⁻²⁴, fp16's smallest subnormal, is never 0, and the maximum
   equals ks·q + eps/N wherever ks·q ≥ 2⁻²⁴ (to 1e-15), so fp32 parity is unchanged. A max replaces the add: no op is
   added, one delegate partition stays one. Numbers: bench/fp16_attention.py, README "fp16 linear attention".
+- fp16 guard (TFLite fp16 exports, `to_deploy_form(..., fp16_guard=True)`): out = where(den > 0, num / den, 0)
+  instead of num / (den + eps). XNNPACK's force-fp16 path (`--xnnpack_force_fp16`) converts the whole delegated graph
+  to fp16, the casts of the fp32 core included, so eps = 1e-15 becomes 0 and a token whose q is all zero after the
+  ReLU gives 0/0 = NaN, which then spreads to every logit (EfficientViT-B0 at 64 with the seeded weights: 1000 of
+  1000 logits NaN on qemu -cpu max). GREATER and SELECT_V2 are not XNNPACK ops, so they run in the builtin fp32
+  kernels, where a runtime cannot turn them into fp16: a NaN from 0/0 is discarded there. The function is unchanged
+  (den = 0 exactly where q = 0, and then num = 0 and the official 0 / eps is 0; elsewhere den >> eps), so fp32
+  parity holds. Price: each attention block splits the XNNPACK graph (B0: 5 partitions instead of 1), which is why
+  only the fp16 .tflite (the artifact meant for fp16 arithmetic) has it. It does not protect the matmuls themselves
+  from fp16 overflow (the sums over N tokens still run in fp16 in the delegate).
 - int8 (`join_qkv`, set for precision int8): q, k, v are concatenated along the head-group axis after their layout
   transposes and split again inside the core (`head_split.split_heads`: one SPLIT / Split / delegated slices); the
   ReLU kernel and the key sum follow the split. The fp32 island of an int8 graph then has one entry (a dequantize of the
@@ -106,6 +116,7 @@ class DeployLiteMLA(nn.Module):
         token_scale: float | None = None,
         fp32_core: bool = True,
         floor: float = FP16_SAFE_FLOOR,
+        guard_division: bool = False,
     ) -> None:
         super().__init__()
         assert order in ORDERS, order
@@ -118,6 +129,8 @@ class DeployLiteMLA(nn.Module):
         # conversion: each cast would cut the delegated graph).
         self.fp32_core = fp32_core
         self.floor = floor
+        # TFLite fp16: out = where(den > 0, num / den, 0) (module docstring, "fp16 guard")
+        self.guard_division = guard_division
         self.join_qkv = join_qkv  # one tensor enters the attention core (int8: one dequantize), see module docstring
         self.split_style = split_style  # how the joined tensor is split: the op the target's converter delegates
         # projections[i] / branches[i] for i = q, k, v; branches[i] holds one module per multi-scale branch.
@@ -154,12 +167,14 @@ class DeployLiteMLA(nn.Module):
     def _relu_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_sum: torch.Tensor) -> torch.Tensor:
         """(v·kᵀ·q) / (Σ_m k_m·q + eps) per head group, associated as `self.order` says."""
         den = torch.bmm(k_sum, q)  # (G, 1, N)
-        # fp16-safe: max(den, floor) instead of den + eps: equal wherever den >= floor, and never 0 in fp16
-        den = den + self.eps if self.token_scale is None else torch.clamp(den, min=self.floor)
         if self.order == "linear":
             num = torch.bmm(torch.bmm(v, k.transpose(1, 2)), q)  # (d x d) first: O(N·d²)
         else:
             num = torch.bmm(v, torch.bmm(k.transpose(1, 2), q))  # (N x N) first: O(N²·d)
+        if self.guard_division:  # den = 0 only where q = 0, and then num = 0: the official 0 / eps is 0
+            return torch.where(den > 0, num / den, torch.zeros_like(num))
+        # fp16-safe: max(den, floor) instead of den + eps: equal wherever den >= floor, and never 0 in fp16
+        den = den + self.eps if self.token_scale is None else torch.clamp(den, min=self.floor)
         return num / den
 
     def _key_sum(self, k_maps: torch.Tensor | None, k: torch.Tensor) -> torch.Tensor:
@@ -195,12 +210,13 @@ class DeployLiteMLA(nn.Module):
     @classmethod
     def from_lite_mla(cls, m: LiteMLA, tokens: int, join_qkv: bool = False,
                       split_style: str = "chunk", fp16_safe: bool = False,
-                      floor: float = FP16_SAFE_FLOOR) -> DeployLiteMLA | None:
+                      floor: float = FP16_SAFE_FLOOR, guard_division: bool = False) -> DeployLiteMLA | None:
         """The deploy form of `m` for a feature map of `tokens` positions, or None if `m` has an unexpected layout.
 
         `join_qkv`: q, k, v enter the attention core as one tensor (what int8 exports want, see module docstring),
         split again in `split_style` (`head_split`). `fp16_safe`: the 1/√N scaling of k and v and an eps that fp16
-        represents (module docstring); ReLU attention only.
+        represents (module docstring); ReLU attention only. `guard_division`: the TFLite fp16 guard (module
+        docstring); ReLU attention in its original scale only.
         """
         if not _supported(m):
             return None
@@ -229,7 +245,8 @@ class DeployLiteMLA(nn.Module):
         order = attention_order(tokens, dim, m.softmax)
         eps = m.eps / tokens if safe else m.eps  # (the fp16-safe form replaces it by the floor, see module docstring)
         return cls(dim, heads, eps, order, projections, branches, proj, join_qkv=join_qkv, split_style=split_style,
-                   token_scale=token_scale if safe else None, fp32_core=not safe, floor=floor)
+                   token_scale=token_scale if safe else None, fp32_core=not safe, floor=floor,
+                   guard_division=guard_division and not safe and not m.softmax)
 
 
 class LiteMLADeployPass:
@@ -254,7 +271,8 @@ class LiteMLADeployPass:
             joined = ctx.precision == "fp32" and not safe and height * width <= ctx.joined_qkv_max_tokens
             new = _joined(m, height * width) if joined else None
             new = new or DeployLiteMLA.from_lite_mla(m, tokens=height * width, join_qkv=ctx.precision == "int8",
-                                                     split_style=ctx.split, fp16_safe=safe)
+                                                     split_style=ctx.split, fp16_safe=safe,
+                                                     guard_division=ctx.fp16_guard)
             if new is None:
                 continue
             set_submodule(model, name, new.train(m.training))
@@ -262,6 +280,7 @@ class LiteMLADeployPass:
                 {"module": name, "tokens": height * width, "dim": m.dim, "order": new.order, "groups": new.groups,
                  "joined_qkv": getattr(new, "join_qkv", True),
                  "fp16_safe": getattr(new, "token_scale", None) is not None,
+                 "fp16_guard": getattr(new, "guard_division", False),
                  "qkv_convs": "separate" if isinstance(new, DeployLiteMLA) else "joined",
                  "map_bytes": map_bytes(new.order, height * width, m.dim, new.groups)}
             )
