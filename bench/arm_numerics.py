@@ -17,8 +17,9 @@ in fp16, i.e. what a runtime running the whole graph in fp16 executes; `fp16-gua
 TFLite runs through our aarch64 benchmark_model on ai-edge-litert's C API: XNNPACK fp32, XNNPACK with
 `--xnnpack_force_fp16=true` (the whole delegated graph in fp16 arithmetic; on `-cpu cortex-a57`, which has no
 FEAT_FP16, XNNPACK refuses to build that runtime) and `--use_xnnpack=false` (TFLite's builtin kernels). fp16 .tflite
-files keep their weights outside the flatbuffer, which that C API library ignores: they run through an inlined copy
-(`effvit_deploy.bench.tflite_inline`). A force-fp16 run is judged by the fp16 criterion whatever the artifact.
+files exported before the export inlined their weights keep them outside the flatbuffer, which that C API library
+ignores: they run through an inlined copy
+(`effvit_deploy.export.targets.tflite.inline`). A force-fp16 run is judged by the fp16 criterion whatever the artifact.
 """
 
 from __future__ import annotations

@@ -201,3 +201,19 @@ def test_aarch64_benchmark_model_flags_and_xnnpack_options(aarch64_dir: Path, ex
     assert builtin.returncode == 0 and "XNNPACK" not in builtin.stdout + builtin.stderr
     a57 = qemu_benchmark_model(aarch64_dir, "cortex-a57", graph, *one, "--xnnpack_force_fp16=true")
     assert a57.returncode == 1 and "failed to create XNNPACK runtime" in a57.stderr, a57.stderr
+
+
+def test_fp16_and_int8_tflite_run_on_the_aarch64_folder(aarch64_dir: Path, tmp_path: Path) -> None:
+    """litert-torch and the int8 quantizer write weights after the flatbuffer, which ai-edge-litert 1.4.0's C API
+    ignores ("Input tensor N lacks data"); the export moves them inside, so `effvit-bench run` runs these files on
+    the ARM kernels with parity (fp16 here through XNNPACK's default fp32 arithmetic on fp16 weights)."""
+    out = cache_root().parent / "test-exports" / "native-runners"
+    argv = ["run", "-d", "local", "-m", MODEL, "-r", RES, "-t", "tflite", "--precision", "fp16", "--precision", "int8", "--runs", "2",
+            "--warmup", "1", "--runner", "native", "--runner-dir", aarch64_dir, "--export-dir", out,
+            "--out", tmp_path / "low"]
+    assert run_cli(*argv) == 0
+    recs = list(ResultStore(tmp_path / "low" / "adhoc.jsonl").records())
+    assert sorted(r.precision for r in recs) == ["fp16", "int8"]
+    for rec in recs:
+        assert rec.ok and rec.extra["emulated"] is True, (rec.precision, rec.error, rec.stderr_tail)
+        assert rec.device_parity["status"] == "pass", (rec.precision, rec.device_parity)

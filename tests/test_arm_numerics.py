@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from effvit_deploy.bench.arm_run import run_on_arm
 from effvit_deploy.parity import FP16_MIN_COSINE, compare
@@ -69,21 +70,29 @@ def test_tflite_force_fp16_on_arm_kernels(arm_dir: Path, guard: bool) -> None:
         assert not np.all(np.isfinite(got)) and not result["passed"], result
 
 
-def test_tflite_inline_copy_is_the_same_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The fp16 .tflite keeps weights after the flatbuffer; the inlined copy has none outside, runs to the same
-    output bit for bit (x86 LiteRT), and a non-model input is one error line, exit 2."""
+def test_tflite_exports_keep_weights_inside_and_old_files_inline(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """litert-torch writes fp16 weights after the flatbuffer, which the aarch64 C API ignores: the export's fp16
+    .tflite has them inside; a file converted without that step inlines by the command line to the same output bit
+    for bit (x86 LiteRT); a non-model input is one error line, exit 2."""
+    import litert_torch
     from ai_edge_litert.interpreter import Interpreter
+    from litert_torch.generative.quantize import quant_recipes
 
-    from effvit_deploy.bench import tflite_inline
     from effvit_deploy.export import ExportOptions, export
+    from effvit_deploy.export.targets.tflite import inline
+    from effvit_deploy.models import build
 
     out = cache_root().parent / "test-exports" / "native-runners"
     entry = export(MODEL, ExportOptions("tflite", 64, "fp16", out))
-    src = out / MODEL / "64x64" / entry["artifact"]
-    dst = tmp_path / "inlined.tflite"
-    assert tflite_inline.has_external_buffers(src)
-    assert tflite_inline.main([str(src), str(dst)]) == 0 and not tflite_inline.has_external_buffers(dst)
-    x = np.load(src.parent / entry["verification"]["input"]).astype(np.float32)
+    assert not inline.has_external_buffers(out / MODEL / "64x64" / entry["artifact"])
+    # the converter's own file (the plain model), as exports before the inlining step wrote them
+    module = build(MODEL).eval()
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    src, dst = tmp_path / "external.tflite", tmp_path / "inlined.tflite"
+    litert_torch.convert(module, (torch.from_numpy(x),), quant_config=quant_recipes.full_fp16_recipe()).export(str(src))
+    assert inline.has_external_buffers(src)
+    assert inline.main([str(src), str(dst)]) == 0 and not inline.has_external_buffers(dst)
     outs = []
     for path in (src, dst):
         interp = Interpreter(str(path))
@@ -94,6 +103,6 @@ def test_tflite_inline_copy_is_the_same_model(tmp_path: Path, capsys: pytest.Cap
     assert np.array_equal(outs[0], outs[1])
     (tmp_path / "junk.tflite").write_bytes(b"not a model")
     capsys.readouterr()
-    assert tflite_inline.main([str(tmp_path / "junk.tflite"), str(tmp_path / "o.tflite")]) == 2
+    assert inline.main([str(tmp_path / "junk.tflite"), str(tmp_path / "o.tflite")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a readable .tflite" in err[0] and not (tmp_path / "o.tflite").exists()

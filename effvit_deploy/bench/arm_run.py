@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from effvit_deploy.export.targets.tflite.inline import has_external_buffers, inline_buffers
+
 from .native import native_runner
-from .tflite_inline import has_external_buffers, inline_buffers
 
 
 def run_on_arm(runner_dir: Path, manifest: dict, target: str, artifact: Path, entry: dict, cpu: str,
@@ -29,7 +30,7 @@ def run_on_arm(runner_dir: Path, manifest: dict, target: str, artifact: Path, en
     with tempfile.TemporaryDirectory(prefix="arm-numerics-") as tmp:
         raw_in, raw_out = Path(tmp) / "input.bin", Path(tmp) / "output.bin"
         inputs.astype("<f4").tofile(raw_in)
-        if target == "tflite" and has_external_buffers(artifact):  # see tflite_inline: the aarch64 C API needs it
+        if target == "tflite" and has_external_buffers(artifact):  # exported before the export inlined (tflite.inline)
             inline_buffers(artifact, Path(tmp) / artifact.name)
             artifact = Path(tmp) / artifact.name
         argv = runner.parity_command(str(runner_dir / manifest["runners"][target]["binary"]), str(artifact),

@@ -40,6 +40,7 @@ from effvit_deploy.export.targets._common import (
     require,
 )
 from effvit_deploy.export.targets.tflite import graph as tflite_graph
+from effvit_deploy.export.targets.tflite import inline
 
 
 class TfliteTarget:
@@ -88,6 +89,7 @@ class TfliteTarget:
                 edge.export(str(out_path))
         except Exception as exc:  # the converter raises many types; all mean "this model did not convert"
             raise conversion_error(self.name, module, exc) from exc
+        inline.inline_in_place(out_path)  # fp16 weights come after the flatbuffer; not every runtime reads them there
         return None
 
     def quantize(self, module: nn.Module, example: torch.Tensor, out_path: Path, *, calib, fp32_attention,
@@ -102,6 +104,7 @@ class TfliteTarget:
             self.convert(work, x, path, precision="fp32", nhwc=nhwc)
 
         built = int8.quantize(fp32, module, example, out_path, calib, fp32_attention, hardswish_fp32=True, nhwc=nhwc)
+        inline.inline_in_place(out_path)  # AEQ, too, writes the weights after the flatbuffer
         return {"islands": built["islands"], "census": int8.census(out_path), "extra": {}}
 
     def load_runner(self, path: Path, *, threads: int = 1) -> Runner:

@@ -1,10 +1,12 @@
-"""A copy of a .tflite with every weight buffer inside the flatbuffer, for runtimes that ignore external buffers.
+"""Every weight buffer inside the flatbuffer: the .tflite form every TFLite runtime reads.
 
 litert-torch writes some models (the fp16 ones) with their weights after the flatbuffer (`Buffer.offset`/`size`
 into the file). The TFLite C API library of ai-edge-litert 1.4.0 (the aarch64 benchmark_model's runtime) builds the
 interpreter without the model's allocation, so those tensors get no data ("Input tensor N lacks data") although its
-Python interpreter reads the same file. The ARM numerics run such a file through this copy: the same tensors and
-bytes, the weights moved into `Buffer.data` (16-byte aligned, as the converter aligns them).
+Python interpreter reads the same file. So the TFLite target moves such weights inside right after converting
+(`inline_in_place`; the same tensors and bytes, 16-byte aligned as the converter aligns them) while the file stays
+under the flatbuffer's 2 GiB limit, and `python -m effvit_deploy.export.targets.tflite.inline IN OUT` does it for a
+file exported before.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 _IDENTIFIER = b"TFL3"
 _ALIGN = 16
+_FLATBUFFER_LIMIT = 2**31 - 2**24  # a flatbuffer addresses < 2 GiB; keep room for the tables
 
 
 def has_external_buffers(path: Path) -> bool:
@@ -59,6 +62,14 @@ def inline_buffers(src: Path, dst: Path) -> int:
     return moved
 
 
+def inline_in_place(path: Path) -> bool:
+    """Move `path`'s external buffers inside when it has some and fits one flatbuffer; True when it did."""
+    if Path(path).stat().st_size >= _FLATBUFFER_LIMIT or not has_external_buffers(path):
+        return False
+    inline_buffers(path, path)
+    return True
+
+
 class _AlignedBuffer:
     """Stands in for a BufferT in ModelT.Pack: its bytes as one 16-byte aligned vector (generated Pack: 1-byte)."""
 
@@ -80,14 +91,14 @@ class _AlignedBuffer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m effvit_deploy.bench.tflite_inline IN.tflite OUT.tflite`: the inlined copy, for running such a file
-    with the aarch64 benchmark_model by hand (one error line and exit 2 on bad input)."""
+    """`python -m effvit_deploy.export.targets.tflite.inline IN.tflite OUT.tflite`: the inlined copy of a file exported
+    before the export inlined (one error line and exit 2 on bad input)."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or not Path(args[0]).is_file() or Path(args[0]).resolve() == Path(args[1]).resolve():
-        print("error: usage: python -m effvit_deploy.bench.tflite_inline IN.tflite OUT.tflite (an existing IN, "
-              "another OUT)", file=sys.stderr)
+        print("error: usage: python -m effvit_deploy.export.targets.tflite.inline IN.tflite OUT.tflite "
+              "(an existing IN, another OUT)", file=sys.stderr)
         return 2
     try:
         moved = inline_buffers(Path(args[0]), Path(args[1]))
