@@ -36,8 +36,8 @@ the softmax twins' measured peaks (bench/bench_highres.py, same machine; map / p
 int8 exports hold more: the PT2E simulation keeps every layer's fp32 and fake-quantized output of a calibration image
 for the per-layer SQNR, and the quantizer calibrates on the converted graph. Their activation factor (`_INT8_EXPORT`,
 replacing k) was fitted to seg-B1 Cityscapes at 512x1024 (activations 882 MiB; peak measured -> estimated):
-ONNX 2885 -> 3322 MiB, TFLite 4117 -> 4845 MiB (bench/bench_highres_exports.py, 2026-12-01; ExecuTorch: the ONNX
-factor). At 1024x2048 that puts int8 of seg-B1 and larger above 9 GiB: refused with its figure.
+ONNX 2885 -> 3322 MiB, TFLite 4117 -> 4845 MiB, ExecuTorch 2696 -> 3322 MiB (bench/bench_highres_exports.py,
+2026-12-01). At 1024x2048 that puts int8 of seg-B1 and larger above 9 GiB: refused with its figure.
 
 The map term is what makes a softmax twin at 1024x2048 (4 GiB per block for B1/B3) refused with its figure, before
 any work, instead of swapping or being killed mid-conversion. Beyond 2048x2048 the

@@ -98,7 +98,7 @@ def test_export_matrix_cells() -> None:
     assert {(m, r, p) for m in SEG for r in ("512x1024", "1024x2048") for p in ("fp16", "int8")} <= covered
 
 
-@pytest.mark.parametrize(("target", "measured_mib"), [("onnx", 2885), ("tflite", 4117)])
+@pytest.mark.parametrize(("target", "measured_mib"), [("onnx", 2885), ("tflite", 4117), ("executorch", 2696)])
 def test_int8_export_estimate_covers_its_measured_peak(target: str, measured_mib: int) -> None:
     # int8 export peaks of seg-B1 Cityscapes at 512x1024 (bench/bench_highres_exports.py, see memory_guard's doc)
     model = "efficientvit-seg-b1-cityscapes"
