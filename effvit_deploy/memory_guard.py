@@ -28,7 +28,9 @@ the softmax twins' measured peaks (bench/bench_highres.py, same machine; map / p
 
     TFLite export   seg-b0 twin 512x1024 128 MiB / 1251 -> 1444 MiB;  seg-b1 twin 512x1024 256 MiB / 1896 -> 2203 MiB
                     paper-seg twin 1024x2048 1.5 GiB / 7123 -> 8063 MiB; seg-b0 twin 1024x2048 2 GiB / 9099 -> 9481 MiB
-    ONNX / ExecuTorch export   seg-b0 twin 1024x2048 2 GiB / ~5 GiB -> 6.0 GiB
+    ONNX / ExecuTorch export   seg-b0 twin 1024x2048 2 GiB / ~5 GiB -> 6.0 GiB;
+                               seg-b2 twin 1024x2048 (ONNX) 3 GiB / 7146 MiB -> 9.9 GiB (42% high; the factor stays:
+                               a lower one would put the B0 twin's estimate at or below its ~5 GiB peak)
     TFLite runner   seg-b0 twin 512x1024 / 536 -> 569 MiB;  paper-seg twin 1024x2048 / 3491 -> 5485 MiB;
                     seg-b0 twin 1024x2048 / 4489 -> 6584 MiB (ONNX Runtime and ExecuTorch runners: not measured,
                     the TFLite factor is used)

@@ -106,3 +106,9 @@ def test_int8_export_estimate_covers_its_measured_peak(target: str, measured_mib
     fp32 = memory_guard.export_estimate(model, (512, 1024), target)
     assert need is not None and fp32 is not None
     assert fp32 < measured_mib * MiB < need < 1.5 * measured_mib * MiB
+
+
+def test_b2_twin_onnx_estimate_covers_its_measured_peak() -> None:
+    # measured by bench/bench_highres_exports.py --max-memory 14G (2026-12-01): 7146 MiB peak, verified
+    need = memory_guard.export_estimate("efficientvit-seg-b2-cityscapes-softmax", HIGH, "onnx")
+    assert need is not None and 7146 * MiB < need < 1.5 * 7146 * MiB
