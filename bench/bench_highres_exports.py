@@ -5,9 +5,10 @@
 
 Without --model/--resolution/--precision it runs the plan below (the issue's matrix): fp32 at 1024x2048 for every
 seg model, its softmax twin, efficientvit-paper-seg and LR-ASPP; fp16 and int8 at 512x1024 and at 1024x2048 for every
-EfficientViT-seg model. Every export goes through the pipeline (deploy form, verified in its runtime against PyTorch:
-fp32 max |Δ| ≤ 1e-4 and per-pixel top-1, fp16/int8 cosine; cached in --out-dir) in its own child process, whose peak
-resident memory is reported. The memory guard gets --max-memory: an export whose estimate (softmax twins: including
+seg model, efficientvit-paper-seg and LR-ASPP (int8 at 1024x2048: most are refused by the memory guard, see its doc).
+Every export goes through the pipeline (deploy form, verified in its runtime against PyTorch: fp32 max |Δ| ≤ 1e-4
+and per-pixel top-1, fp16/int8 cosine; cached in --out-dir) in its own child process, whose peak resident memory is
+reported. The memory guard gets --max-memory: an export whose estimate (softmax twins: including
 the N×N attention map) exceeds it is refused before any work and listed with the estimate, so a shared machine never
 swaps. int8 calibrates on --calib-count of the quantizer's default images (few, for time: parity only, not accuracy).
 Rows are printed as they finish and the table is rewritten after each (bench/results/bench_highres_exports.md,
@@ -30,13 +31,14 @@ from effvit_deploy import memory_guard  # noqa: E402
 from effvit_deploy.fileio import atomic_path  # noqa: E402
 
 SEG = [f"efficientvit-seg-b{i}-cityscapes" for i in range(4)] + [f"efficientvit-seg-b{i}-ade20k" for i in (1, 2, 3)]
+OTHERS = ["efficientvit-paper-seg", "lraspp-mobilenetv3-large"]
 TARGETS = ["onnx", "tflite", "executorch"]
 # (models, resolutions, precisions): fp32 first (the deploy form's main claim), then the reduced precisions
 PLAN = [
-    (SEG + [f"{m}-softmax" for m in SEG] + ["efficientvit-paper-seg", "lraspp-mobilenetv3-large"],
+    (SEG + [f"{m}-softmax" for m in SEG] + OTHERS,
      ["1024x2048"], ["fp32"]),
-    (SEG, ["512x1024"], ["fp16", "int8"]),
-    (SEG, ["1024x2048"], ["fp16", "int8"]),
+    (SEG + OTHERS, ["512x1024"], ["fp16", "int8"]),
+    (SEG + OTHERS, ["1024x2048"], ["fp16", "int8"]),
 ]
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_highres_exports.md"
 

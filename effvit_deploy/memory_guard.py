@@ -28,10 +28,18 @@ the softmax twins' measured peaks (bench/bench_highres.py, same machine; map / p
 
     TFLite export   seg-b0 twin 512x1024 128 MiB / 1251 -> 1444 MiB;  seg-b1 twin 512x1024 256 MiB / 1896 -> 2203 MiB
                     paper-seg twin 1024x2048 1.5 GiB / 7123 -> 8063 MiB; seg-b0 twin 1024x2048 2 GiB / 9099 -> 9481 MiB
-    ONNX / ExecuTorch export   seg-b0 twin 1024x2048 2 GiB / ~5 GiB -> 6.0 GiB
+    ONNX / ExecuTorch export   seg-b0 twin 1024x2048 2 GiB / ~5 GiB -> 6.0 GiB;
+                               seg-b2 twin 1024x2048 (ONNX) 3 GiB / 7146 MiB -> 9.9 GiB (42% high; the factor stays:
+                               a lower one would put the B0 twin's estimate at or below its ~5 GiB peak)
     TFLite runner   seg-b0 twin 512x1024 / 536 -> 569 MiB;  paper-seg twin 1024x2048 / 3491 -> 5485 MiB;
                     seg-b0 twin 1024x2048 / 4489 -> 6584 MiB (ONNX Runtime and ExecuTorch runners: not measured,
                     the TFLite factor is used)
+
+int8 exports hold more: the PT2E simulation keeps every layer's fp32 and fake-quantized output of a calibration image
+for the per-layer SQNR, and the quantizer calibrates on the converted graph. Their activation factor (`_INT8_EXPORT`,
+replacing k) was fitted to seg-B1 Cityscapes at 512x1024 (activations 882 MiB; peak measured -> estimated):
+ONNX 2885 -> 3322 MiB, TFLite 4117 -> 4845 MiB, ExecuTorch 2696 -> 3322 MiB (bench/bench_highres_exports.py,
+2026-12-01). At 1024x2048 that puts int8 of seg-B1 and larger above 9 GiB: refused with its figure.
 
 The map term is what makes a softmax twin at 1024x2048 (4 GiB per block for B1/B3) refused with its figure, before
 any work, instead of swapping or being killed mid-conversion. Beyond 2048x2048 the
@@ -54,17 +62,21 @@ _EXPORT = {"onnx": (600 * MIB, 0.25, 4), "tflite": (800 * MIB, 0.35, 4), "execut
 _RUNTIME = {"onnx": (100 * MIB, 0.25, 2), "tflite": (100 * MIB, 0.25, 2), "executorch": (400 * MIB, 0.25, 2)}
 # bytes per byte of the largest softmax attention map (scores, softmax output and the converter's or runtime's copies)
 _EXPORT_MAP = {"onnx": 2.5, "tflite": 4.0, "executorch": 2.5}
+# int8 export: activation factor replacing k above (simulation + calibration keep per-layer outputs)
+_INT8_EXPORT = {"onnx": 3.0, "tflite": 4.5, "executorch": 3.0}
 _RUNTIME_MAP = 3.0
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?b?|b?)", re.IGNORECASE | re.ASCII)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-def export_estimate(model: str, resolution: Resolution, target: str) -> int | None:
+def export_estimate(model: str, resolution: Resolution, target: str, precision: str = "fp32") -> int | None:
     """Estimated peak bytes of exporting `model` (a registry name) at `resolution`; None if unknown."""
     parts = _shapes(model, resolution)
     if parts is None or target not in _EXPORT:
         return None
     base, k, w = _EXPORT[target]
+    if precision == "int8":
+        k = _INT8_EXPORT[target]
     return int(base + k * parts[0] + w * parts[1] + _EXPORT_MAP[target] * parts[2])
 
 

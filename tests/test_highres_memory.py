@@ -96,3 +96,19 @@ def test_export_matrix_cells() -> None:
     covered = {(m, r, p) for models_, res, precs in PLAN for m in models_ for r in res for p in precs}
     assert {(m, "1024x2048", "fp32") for m in SEG + [f"{s}-softmax" for s in SEG]} <= covered
     assert {(m, r, p) for m in SEG for r in ("512x1024", "1024x2048") for p in ("fp16", "int8")} <= covered
+
+
+@pytest.mark.parametrize(("target", "measured_mib"), [("onnx", 2885), ("tflite", 4117), ("executorch", 2696)])
+def test_int8_export_estimate_covers_its_measured_peak(target: str, measured_mib: int) -> None:
+    # int8 export peaks of seg-B1 Cityscapes at 512x1024 (bench/bench_highres_exports.py, see memory_guard's doc)
+    model = "efficientvit-seg-b1-cityscapes"
+    need = memory_guard.export_estimate(model, (512, 1024), target, "int8")
+    fp32 = memory_guard.export_estimate(model, (512, 1024), target)
+    assert need is not None and fp32 is not None
+    assert fp32 < measured_mib * MiB < need < 1.5 * measured_mib * MiB
+
+
+def test_b2_twin_onnx_estimate_covers_its_measured_peak() -> None:
+    # measured by bench/bench_highres_exports.py --max-memory 14G (2026-12-01): 7146 MiB peak, verified
+    need = memory_guard.export_estimate("efficientvit-seg-b2-cityscapes-softmax", HIGH, "onnx")
+    assert need is not None and 7146 * MiB < need < 1.5 * 7146 * MiB

@@ -343,3 +343,51 @@ def test_b0_meets_the_int8_targets(tmp_path_factory: pytest.TempPathFactory, tar
     assert ops.get("HARD_SWISH", ops.get("HardSwish", ops.get("aten.hardswish.default"))) == swish
     if all(core["choice"] == "fp32" for core in info["attention"]):  # the target: <= 2 boundaries per attention block
         assert census["max_boundaries_per_attention"] == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# one calibration for every simulation (the speed-up of `auto` on onnx): the same ranges, the same SQNR figures
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _qparams(gm: torch.fx.GraphModule) -> list[tuple]:
+    """(node, scale, zero point) of every activation quantize node of a converted graph."""
+    return [(n.name, *n.args[1:3]) for n in gm.graph.nodes
+            if n.op == "call_function" and "quantize_per_tensor" in str(n.target) and "dequantize" not in str(n.target)]
+
+
+def test_simulations_reuse_one_calibration_with_identical_results() -> None:
+    from effvit_deploy.export.quantize import pt2e
+    from effvit_deploy.export.quantize.int8 import attention_modules
+
+    # the tiny model's last two stages (two attention cores): small enough to prepare five times in seconds
+    deploy, _ = to_deploy_form(tiny_model(), TINY_RES, precision="int8")
+    block = nn.Sequential(*deploy.backbone.stages[2:]).eval()
+    rng = np.random.default_rng(0)
+    calib = [rng.standard_normal((1, 16, 16, 16), dtype=np.float32) for _ in range(3)]
+    example = torch.from_numpy(calib[0])
+    names = attention_modules(block)
+    assert len(names) == 2
+    fp32 = pt2e.export_graph(block, example)
+
+    def sim(cores: list[str], stats: pt2e.ObserverStats | None = None) -> pt2e.FakeQuant:
+        return pt2e.fake_quantize(block, example, calib, attention=names, int8_attention=cores, fp32_graph=fp32,
+                                  observer="minmax", stats=stats)
+
+    superset = sim(names)
+    x = torch.from_numpy(rng.standard_normal((1, 16, 16, 16), dtype=np.float32))
+    # skipping the conv-bn annotators on a graph without batch norm gives the same graph
+    every = pt2e.fake_quantize(block, example, calib, attention=names, int8_attention=names, fp32_graph=fp32,
+                               observer="minmax", all_patterns=True)
+    assert every.quant.code == superset.quant.code and _qparams(every.quant) == _qparams(superset.quant)
+    with torch.no_grad():
+        assert torch.equal(every.quant(x), superset.quant(x))
+    for cores in ([], names[:1]):  # every core an island; one core int8 and one island
+        calibrated, reused = sim(cores), sim(cores, stats=superset.stats)
+        assert not calibrated.reused_ranges and reused.reused_ranges
+        assert _qparams(reused.quant) == _qparams(calibrated.quant) and _qparams(calibrated.quant)
+        with torch.no_grad():
+            assert torch.equal(reused.quant(x), calibrated.quant(x))
+    together = pt2e.layer_sqnr_many([reused, superset], calib[:2])
+    assert together == [pt2e.layer_sqnr(reused, calib[:2]), pt2e.layer_sqnr(superset, calib[:2])]
+    assert any(row["module"] in names and row["op"] == "matmul" for row in together[1])

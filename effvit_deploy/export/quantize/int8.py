@@ -167,16 +167,20 @@ def quantize_for_target(
     probe = list(calib)[:SQNR_SAMPLES]
     fp32_graph = pt2e.export_graph(module, example)
 
-    def simulate(int8_cores: Sequence[str]) -> tuple[pt2e.FakeQuant, list[dict]]:
-        fq = pt2e.fake_quantize(module, example, sim_calib, attention=names, int8_attention=int8_cores,
-                                fp32_graph=fp32_graph, observer=observer)
-        return fq, pt2e.layer_sqnr(fq, probe)
+    def simulate(int8_cores: Sequence[str], stats: pt2e.ObserverStats | None = None) -> pt2e.FakeQuant:
+        return pt2e.fake_quantize(module, example, sim_calib, attention=names, int8_attention=int8_cores,
+                                  fp32_graph=fp32_graph, observer=observer, stats=stats)
 
-    fq, rows = simulate([])
-    island_cores = sensitivity.attention_cores(rows, names)
     int8_rows = None
     if names and capable and attention != "fp32":
-        fq_int8, int8_rows = simulate(names)
+        # every core int8 first: its observers cover the island simulation's, which then reuses its ranges
+        fq_int8 = simulate(names)
+        fq = simulate([], stats=fq_int8.stats)
+        rows, int8_rows = pt2e.layer_sqnr_many([fq, fq_int8], probe)
+    else:
+        fq = simulate([])
+        rows = pt2e.layer_sqnr(fq, probe)
+    island_cores = sensitivity.attention_cores(rows, names)
     decisions = sensitivity.decide(
         attention, island_cores, sensitivity.attention_cores(int8_rows, names) if int8_rows else None, capable, reason
     )
@@ -184,7 +188,8 @@ def quantize_for_target(
     if int8_cores and len(int8_cores) == len(names):
         fq, rows = fq_int8, int8_rows
     elif int8_cores:
-        fq, rows = simulate(int8_cores)
+        fq = simulate(int8_cores, stats=fq_int8.stats)
+        rows = pt2e.layer_sqnr(fq, probe)
     seconds["simulate"] = round(time.perf_counter() - tick, 2)
 
     # 2. the artifact

@@ -92,7 +92,8 @@ CORE_INT8_OPS = {aten.cat.default, aten.relu.default, aten.reshape.default, aten
                  aten.permute.default, aten.transpose.int, aten.flatten.using_ints}
 
 
-def _quantizer(attention: set[str], int8_attention: set[str], hardswish: bool = False, observer: str = "histogram"):
+def _quantizer(attention: set[str], int8_attention: set[str], hardswish: bool = False, observer: str = "histogram",
+               all_patterns: bool = False):
     try:
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
             XNNPACKQuantizer,
@@ -134,6 +135,13 @@ def _quantizer(attention: set[str], int8_attention: set[str], hardswish: bool = 
             return model
 
         def annotate(self, model: fx.GraphModule) -> fx.GraphModule:
+            if not all_patterns and not any("batch_norm" in str(n.target) for n in model.graph.nodes):
+                # The conv-bn annotators can only match a batch norm (the deploy form has none: folded), yet each
+                # torch.exports its pattern graphs: ~5 s per prepare at any resolution. Without a batch norm they
+                # annotate nothing; their one side effect, dead-code elimination, is done here.
+                model.graph.eliminate_dead_code()
+                model.recompile()
+                self.SUPPORTED_PATTERNS = [p for p in XNNPACKQuantizer.SUPPORTED_PATTERNS if "_bn" not in p.name]
             for node in model.graph.nodes:
                 if node.op != "call_function":
                     continue
@@ -172,6 +180,66 @@ def _quantizer(attention: set[str], int8_attention: set[str], hardswish: bool = 
     return EffvitQuantizer().set_global(config).set_filter_function(outside_cores)
 
 
+# Observers whose state is exactly a running min and max: calibration order does not matter, so the state of one
+# calibrated graph can be handed to another graph that observes the same tensors.
+_MINMAX_OBSERVERS = ("MinMaxObserver", "PerChannelMinMaxObserver")
+
+
+@dataclass
+class ObserverStats:
+    """(min_val, max_val) of every min/max observer of a calibrated prepared graph, keyed by the set of tensors
+    (node names of the fp32 graph) it observed.
+
+    Why: the simulations `quantize_for_target` compares differ only in which attention matmuls are annotated; their
+    prepared graphs run fp32 values through pass-through observers, so an observer that watches the same tensors
+    sees the same values in every one of them. Calibrating the graph with every core int8 (whose observers are a
+    superset) once and loading its ranges into the others gives them the state their own calibration would reach,
+    without running the calibration images again.
+    """
+
+    ranges: dict[frozenset[str], tuple[str, torch.Tensor, torch.Tensor]]  # (observer type, min_val, max_val)
+    samples: int
+
+    @staticmethod
+    def of(prepared: fx.GraphModule, samples: int) -> ObserverStats | None:
+        """The ranges of a calibrated prepared graph; None when an observer is not a plain min/max one."""
+        groups = _observer_groups(prepared)
+        if groups is None:
+            return None
+        ranges = {}
+        for target, sources in groups.items():
+            obs = prepared.get_submodule(target)
+            ranges[sources] = (type(obs).__name__, obs.min_val.detach().clone(), obs.max_val.detach().clone())
+        return ObserverStats(ranges, samples)
+
+    def load_into(self, prepared: fx.GraphModule) -> bool:
+        """Set every observer of `prepared` from these ranges; False (nothing changed) unless all of them match."""
+        groups = _observer_groups(prepared)
+        if groups is None:
+            return False
+        for target, sources in groups.items():
+            if sources not in self.ranges or self.ranges[sources][0] != type(prepared.get_submodule(target)).__name__:
+                return False
+        for target, sources in groups.items():
+            obs = prepared.get_submodule(target)
+            _, lo, hi = self.ranges[sources]
+            obs.min_val, obs.max_val = lo.clone(), hi.clone()
+        return True
+
+
+def _observer_groups(prepared: fx.GraphModule) -> dict[str, frozenset[str]] | None:
+    """Observer module name -> the names of the tensors it is called on (None if one is not a min/max observer)."""
+    groups: dict[str, set[str]] = {}
+    for node in prepared.graph.nodes:
+        if node.op != "call_module" or not node.target.startswith("activation_post_process"):
+            continue
+        if type(prepared.get_submodule(node.target)).__name__ not in _MINMAX_OBSERVERS:
+            return None
+        source = node.args[0]
+        groups.setdefault(node.target, set()).add(source.name if isinstance(source, fx.Node) else repr(source))
+    return {target: frozenset(sources) for target, sources in groups.items()}
+
+
 @dataclass
 class FakeQuant:
     """The fp32 graph (prepared, observers inert) and its int8 simulation with the same node names."""
@@ -180,6 +248,8 @@ class FakeQuant:
     quant: fx.GraphModule
     int8_attention: frozenset[str]
     calib_samples: int
+    stats: ObserverStats | None = None  # the calibrated observer ranges (min/max observers only)
+    reused_ranges: bool = False  # True: ranges loaded from `stats` of another simulation, calibration not re-run
 
 
 def fake_quantize(
@@ -192,6 +262,8 @@ def fake_quantize(
     fp32_graph: fx.GraphModule | None = None,
     observer: str = "histogram",
     hardswish: bool = False,
+    stats: ObserverStats | None = None,
+    all_patterns: bool = False,
 ) -> FakeQuant:
     """prepare_pt2e -> calibration images -> convert_pt2e (int8 weight constants, q/dq pairs on activations).
 
@@ -199,21 +271,34 @@ def fake_quantize(
         are kept out of the global annotation, so a core is an fp32 island unless listed in `int8_attention`.
     observer: "histogram" (XNNPACKQuantizer's default, used for ExecuTorch) or "minmax" (to mirror AEQ / ORT).
     hardswish: annotate hard-swish as int8 (off: it stays fp32 between q/dq, as every runtime here runs it).
+    stats: observer ranges of an earlier calibration on the same images (`FakeQuant.stats`) whose observers cover
+        this graph's: loaded instead of calibrating again (same ranges, see `ObserverStats`); when they do not
+        cover it, the images in `calib` are run as usual.
+    all_patterns: run every XNNPACKQuantizer annotator, also the conv-bn ones on a graph without batch norm (the
+        tests check that this changes nothing).
     """
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     fp32 = fp32_graph if fp32_graph is not None else export_graph(module, example)
     names = frozenset(int8_attention)
-    quantizer = _quantizer(set(attention) | set(names), set(names), hardswish=hardswish, observer=observer)
+    quantizer = _quantizer(set(attention) | set(names), set(names), hardswish=hardswish, observer=observer,
+                           all_patterns=all_patterns)
     prepared = prepare_pt2e(copy.deepcopy(fp32), quantizer)
-    with torch.no_grad():
-        for sample in calib:
-            prepared(torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32)))
+    reused = stats is not None and stats.samples == len(calib) and stats.load_into(prepared)
+    if not reused:
+        with torch.no_grad():
+            for sample in calib:
+                prepared(torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32)))
+    ranges = ObserverStats.of(prepared, len(calib))
     # The prepared graph (observers pass values through) is the fp32 reference: prepare_pt2e rewrites some ops
     # (matmul -> bmm), so it, not `fp32`, has the converted graph's node names.
     reference = copy.deepcopy(prepared)
+    for name, _ in list(reference.named_children()):
+        if name.startswith("activation_post_process"):  # observers return their input: the reference need not
+            setattr(reference, name, torch.nn.Identity())  # keep recording ranges on every run
     quant = convert_pt2e(prepared, fold_quantize=True)  # int8 weight constants, as XNNPACK lowering expects
-    return FakeQuant(fp32=reference, quant=quant, int8_attention=names, calib_samples=len(calib))
+    return FakeQuant(fp32=reference, quant=quant, int8_attention=names, calib_samples=len(calib), stats=ranges,
+                     reused_ranges=reused)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -259,28 +344,63 @@ def layer_sqnr(fq: FakeQuant, inputs: Sequence[np.ndarray]) -> list[dict]:
     "inputs"} where input_sqnr_db is the worst SQNR among the layers feeding this one ("inputs", found through
     reshapes/slices), so input_sqnr_db - sqnr_db is the error this layer adds.
     """
-    ref_layers = layer_nodes(fq.fp32)
-    q_layers = layer_nodes(fq.quant)
-    common = [name for name in ref_layers if name in q_layers]
-    watch_q = {_effective_output(q_layers[name]).name: name for name in common}
-    watch_ref = {name: name for name in common}
-    signal = dict.fromkeys(common, 0.0)
-    noise = dict.fromkeys(common, 0.0)
+    return layer_sqnr_many([fq], inputs)[0]
+
+
+def _layer_signature(gm: fx.GraphModule) -> list[tuple]:
+    """(name, op, input node names) of every layer: two prepared graphs with the same signature compute the same
+    fp32 value at every layer (their observers pass values through), so one reference run serves both."""
+    def source(node: fx.Node) -> str:
+        while node.op == "call_module" and node.args and isinstance(node.args[0], fx.Node):  # observers
+            node = node.args[0]
+        return node.name
+
+    return [(n.name, n.target, tuple(source(a) for a in n.all_input_nodes)) for n in layer_nodes(gm).values()]
+
+
+def layer_sqnr_many(fqs: Sequence[FakeQuant], inputs: Sequence[np.ndarray]) -> list[list[dict]]:
+    """`layer_sqnr` of several simulations of one model: per input, the fp32 reference runs once for every
+    simulation whose reference graph has the first one's layer signature (the others run their own)."""
+    signature = _layer_signature(fqs[0].fp32)
+    plans = []
+    for fq in fqs:
+        ref_layers, q_layers = layer_nodes(fq.fp32), layer_nodes(fq.quant)
+        common = [name for name in ref_layers if name in q_layers]
+        plans.append({
+            "ref_layers": ref_layers, "common": common,
+            "watch_q": {_effective_output(q_layers[name]).name: name for name in common},
+            "shared": fq is fqs[0] or _layer_signature(fq.fp32) == signature,
+            "signal": dict.fromkeys(common, 0.0), "noise": dict.fromkeys(common, 0.0),
+        })
+    shared_watch = {name: name for plan in plans if plan["shared"] for name in plan["common"]}
     with torch.no_grad():
         for sample in inputs:
             x = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32))
-            ref_run = _Recorder(fq.fp32, watch_ref)
-            ref_run.run(x)
-            q_run = _Recorder(fq.quant, watch_q)
-            q_run.run(x)
-            for name in common:
-                r, q = ref_run.values.get(name), q_run.values.get(name)
-                if r is None or q is None or r.shape != q.shape:
-                    continue
-                r64, e64 = r.double(), (r.double() - q.double())
-                signal[name] += float((r64 * r64).sum())
-                noise[name] += float((e64 * e64).sum())
-    sqnr = {name: _db(signal[name], noise[name]) for name in common}
+            shared_ref = _Recorder(fqs[0].fp32, shared_watch)
+            shared_ref.run(x)
+            for fq, plan in zip(fqs, plans, strict=True):
+                if plan["shared"]:
+                    ref_values = shared_ref.values
+                else:
+                    own = _Recorder(fq.fp32, {name: name for name in plan["common"]})
+                    own.run(x)
+                    ref_values = own.values
+                q_run = _Recorder(fq.quant, plan["watch_q"])
+                q_run.run(x)
+                for name in plan["common"]:
+                    r, q = ref_values.get(name), q_run.values.get(name)
+                    if r is None or q is None or r.shape != q.shape:
+                        continue
+                    r64, e64 = r.double(), (r.double() - q.double())
+                    plan["signal"][name] += float((r64 * r64).sum())
+                    plan["noise"][name] += float((e64 * e64).sum())
+                del q_run
+    return [_rows(plan) for plan in plans]
+
+
+def _rows(plan: dict) -> list[dict]:
+    ref_layers, common = plan["ref_layers"], plan["common"]
+    sqnr = {name: _db(plan["signal"][name], plan["noise"][name]) for name in common}
     rows = []
     for name in common:
         node = ref_layers[name]
