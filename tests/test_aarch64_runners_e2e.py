@@ -208,8 +208,8 @@ def test_fp16_and_int8_tflite_run_on_the_aarch64_folder(aarch64_dir: Path, tmp_p
     ignores ("Input tensor N lacks data"); the export moves them inside, so `effvit-bench run` runs these files on
     the ARM kernels with parity (fp16 here through XNNPACK's default fp32 arithmetic on fp16 weights)."""
     out = cache_root().parent / "test-exports" / "native-runners"
-    argv = ["run", "-d", "local", "-m", MODEL, "-r", RES, "-t", "tflite", "--precision", "fp16", "--precision", "int8", "--runs", "2",
-            "--warmup", "1", "--runner", "native", "--runner-dir", aarch64_dir, "--export-dir", out,
+    argv = ["run", "-d", "local", "-m", MODEL, "-r", RES, "-t", "tflite", "--precision", "fp16", "--precision", "int8",
+            "--runs", "2", "--warmup", "1", "--runner", "native", "--runner-dir", aarch64_dir, "--export-dir", out,
             "--out", tmp_path / "low"]
     assert run_cli(*argv) == 0
     recs = list(ResultStore(tmp_path / "low" / "adhoc.jsonl").records())
