@@ -12,8 +12,9 @@ export tolerance (effvit_deploy.parity).
 Attention forms (fp16 rows, --attention-forms): `export` is what export makes (fp16: the original form with q, k, v
 cast to fp32 around the core; fp32: the original form too); `fp16-safe-core` is the 1/√N-scaled form with
 max(den, 2⁻¹⁴) and its core in fp16; `original-fp16-core` the original form (Σk = mean·N, den + 1e-15) with its core
-in fp16, i.e. what a runtime running the whole graph in fp16 executes; `fp16-guard` (TFLite only) the export with
-`ExportOptions(fp16_guard=True)` / `effvit-export --fp16-guard`: the division as where(den > 0, num / den, 0).
+in fp16, i.e. what a runtime running the whole graph in fp16 executes; TFLite only: `fp16-guard` the export with
+`ExportOptions(fp16_guard=True)` / `effvit-export --fp16-guard` (the division as where(den > 0, num / den, 0); the
+TFLite fp16 default, so the same file as `export`), `no-fp16-guard` the one-partition form (`--no-fp16-guard`).
 TFLite runs through our aarch64 benchmark_model on ai-edge-litert's C API: XNNPACK fp32, XNNPACK with
 `--xnnpack_force_fp16=true` (the whole delegated graph in fp16 arithmetic; on `-cpu cortex-a57`, which has no
 FEAT_FP16, XNNPACK refuses to build that runtime) and `--use_xnnpack=false` (TFLite's builtin kernels). fp16 .tflite
@@ -42,13 +43,14 @@ from effvit_deploy.export.deploy import lite_mla_deploy  # noqa: E402
 from effvit_deploy.parity import compare  # noqa: E402
 from effvit_deploy.runners import folder as runner_folder  # noqa: E402
 
-FORMS = ("export", "fp16-safe-core", "original-fp16-core", "fp16-guard")
+FORMS = ("export", "fp16-safe-core", "original-fp16-core", "fp16-guard", "no-fp16-guard")
+GUARD_FORMS = {"fp16-guard": True, "no-fp16-guard": False}  # ExportOptions.fp16_guard (TFLite fp16 only)
 
 
 @contextlib.contextmanager
 def attention_form(form: str) -> Iterator[None]:
     """Export with the given attention form (`export`: what the deploy pass makes; the others patch it)."""
-    if form in ("export", "fp16-guard"):  # fp16-guard is an export option (ExportOptions.fp16_guard)
+    if form == "export" or form in GUARD_FORMS:  # the guard is an export option (ExportOptions.fp16_guard)
         yield
         return
     original = lite_mla_deploy.DeployLiteMLA.from_lite_mla.__func__  # type: ignore[attr-defined]
@@ -73,7 +75,7 @@ def export_one(model: str, res: int, target: str, precision: str, form: str, exp
     with attention_form(form):
         entry = api.export(model, api.ExportOptions(target=target, resolution=res, precision=precision,
                                                     out_dir=export_dir / form, random_weights=True,
-                                                    fp16_guard=form == "fp16-guard"))
+                                                    fp16_guard=GUARD_FORMS.get(form)))
     folder = export_dir / form / model / f"{res}x{res}"
     return folder / entry["artifact"], entry
 
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
                 for precision in args.precisions:
                     forms = args.attention_forms if precision == "fp16" else ["export"]
                     # the guard is TFLite's (ExecuTorch and ONNX fp16 keep q, k, v in an fp32 core already)
-                    forms = [f for f in forms if f != "fp16-guard" or target == "tflite"]
+                    forms = [f for f in forms if f not in GUARD_FORMS or target == "tflite"]
                     for form in forms:
                         rows += measure(args, manifest, model, res, target, precision, form)
     if args.json:

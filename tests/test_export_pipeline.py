@@ -510,7 +510,11 @@ def _check_artifact(entry: dict, model: nn.Module, target: str, resolution: tupl
         # one division per linear-attention module (the normaliser); a decomposed hard-swish would add more
         assert ops.get(DIV_OP[target], 0) == len(linear_attention), ops
     census = entry["census"]
-    if target == "tflite":  # the whole graph in one XNNPACK partition
+    if target == "tflite" and entry["precision"] == "fp16":  # the fp16 guard: each block's select stays fp32
+        blocks = len(linear_attention)
+        assert census["partitions"] == 1 + blocks, census
+        assert census["undelegated"] == ({"GREATER": blocks, "SELECT_V2": blocks} if blocks else {}), census
+    elif target == "tflite":  # the whole graph in one XNNPACK partition
         assert census["partitions"] == 1 and census["undelegated"] == {}, census
     if target == "executorch":
         assert census["lowered_ops"]["aten.hardswish.default"] == _count(model, nn.Hardswish)

@@ -75,10 +75,12 @@ def export(
         ),
     ] = False,
     fp16_guard: Annotated[
-        bool,
-        typer.Option("--fp16-guard", help="fp16 TFLite: attention division as where(den > 0, num/den, 0), safe "
-                                          "under XNNPACK force-fp16 (more partitions; README 'Numerics on ARM')."),
-    ] = False,
+        bool | None,
+        typer.Option("--fp16-guard/--no-fp16-guard",
+                     help="fp16 TFLite (default on): attention division as where(den > 0, num/den, 0), safe under "
+                          "fp16 arithmetic such as XNNPACK force-fp16 (more partitions; README 'Numerics on ARM'); "
+                          "--no-fp16-guard: one partition, for fp32-arithmetic runtimes only."),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log cache decisions; show converter output.")
     ] = False,

@@ -74,10 +74,12 @@ class ExportOptions:
             count and attention mode; ignored for fp32/fp16.
         max_memory: memory limit in bytes for the memory guard (default: what this machine has available).
         name: manifest/folder name when the model is a module (default: its class name).
-        fp16_guard: fp16 only (TFLite; other targets keep their fp32 attention core and ignore it): the linear
+        fp16_guard: TFLite fp16 (other targets keep their fp32 attention core and ignore it): the linear
             attention's division as where(den > 0, num / den, 0), whose select TFLite's XNNPACK leaves to fp32
-            kernels, so `--xnnpack_force_fp16` cannot make 0/0 = NaN of it (`lite_mla_deploy`, "fp16 guard"); costs
-            XNNPACK partitions, hence opt-in (`-guarded` in the artifact name).
+            kernels, so fp16 arithmetic (`--xnnpack_force_fp16`) cannot make 0/0 = NaN of it (`lite_mla_deploy`,
+            "fp16 guard"). None (default): on for TFLite fp16, whose file exists to be run in fp16; False: the
+            one-partition form (`-unguarded` in the artifact name), right only where the runtime computes in fp32;
+            True: asked for explicitly (an error for another precision).
         force: convert even if an identical artifact is cached.
     """
 
@@ -96,7 +98,7 @@ class ExportOptions:
     int8_attention: str = "auto"
     max_memory: int | None = None
     name: str | None = None
-    fp16_guard: bool = False
+    fp16_guard: bool | None = None
     force: bool = False
 
 
@@ -349,7 +351,8 @@ def _manifest_entry(request: Request, model: nn.Module, artifact: str, info: dic
 
 def _artifact_name(request: Request, backend: Any) -> str:
     o = request.options
-    suffix = ("-fullres" if o.full_res_output else "") + ("-guarded" if _guarded(request) else "") + backend.suffix
+    unguarded = _fp16_tflite(request) and not _guarded(request)
+    suffix = ("-fullres" if o.full_res_output else "") + ("-unguarded" if unguarded else "") + backend.suffix
     return mf.artifact_name(o.target, o.precision, suffix, nhwc=o.nhwc, optimize=o.optimize)
 
 
@@ -461,9 +464,13 @@ def _arrays_sha256(arrays: list[np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def _fp16_tflite(request: Request) -> bool:
+    return request.target == "tflite" and request.precision == "fp16"
+
+
 def _guarded(request: Request) -> bool:
-    """The fp16 guard applies (asked for, a TFLite fp16 export): see ExportOptions.fp16_guard."""
-    return request.options.fp16_guard and request.target == "tflite" and request.precision == "fp16"
+    """The fp16 guard applies (a TFLite fp16 export not told otherwise): see ExportOptions.fp16_guard."""
+    return _fp16_tflite(request) and request.options.fp16_guard is not False
 
 
 def _options(request: Request) -> dict[str, Any]:
