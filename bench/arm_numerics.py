@@ -17,9 +17,8 @@ in fp16, i.e. what a runtime running the whole graph in fp16 executes; TFLite on
 TFLite fp16 default, so the same file as `export`), `no-fp16-guard` the one-partition form (`--no-fp16-guard`).
 TFLite runs through our aarch64 benchmark_model on ai-edge-litert's C API: XNNPACK fp32, XNNPACK with
 `--xnnpack_force_fp16=true` (the whole delegated graph in fp16 arithmetic; on `-cpu cortex-a57`, which has no
-FEAT_FP16, XNNPACK refuses to build that runtime) and `--use_xnnpack=false` (TFLite's builtin kernels). fp16 .tflite
-files exported before the export inlined their weights keep them outside the flatbuffer, which that C API library
-ignores: they run through an inlined copy
+FEAT_FP16, XNNPACK refuses to build that runtime) and `--use_xnnpack=false` (TFLite's builtin kernels); that C API
+library ignores weights stored after the flatbuffer, which the export therefore moves inside
 (`effvit_deploy.export.targets.tflite.inline`). A force-fp16 run is judged by the fp16 criterion whatever the artifact.
 """
 

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from effvit_deploy.export.targets.tflite.inline import has_external_buffers, inline_buffers
-
 from .native import native_runner
 
 
@@ -30,9 +28,6 @@ def run_on_arm(runner_dir: Path, manifest: dict, target: str, artifact: Path, en
     with tempfile.TemporaryDirectory(prefix="arm-numerics-") as tmp:
         raw_in, raw_out = Path(tmp) / "input.bin", Path(tmp) / "output.bin"
         inputs.astype("<f4").tofile(raw_in)
-        if target == "tflite" and has_external_buffers(artifact):  # exported before the export inlined (tflite.inline)
-            inline_buffers(artifact, Path(tmp) / artifact.name)
-            artifact = Path(tmp) / artifact.name
         argv = runner.parity_command(str(runner_dir / manifest["runners"][target]["binary"]), str(artifact),
                                      str(raw_in), str(raw_out), threads=threads,
                                      input_name=verification.get("input_name"),

@@ -11,32 +11,34 @@ file exported before.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import flatbuffers
 import numpy as np
+
+from effvit_deploy.fileio import atomic_write_bytes
 
 _IDENTIFIER = b"TFL3"
 _ALIGN = 16
 _FLATBUFFER_LIMIT = 2**31 - 2**24  # a flatbuffer addresses < 2 GiB; keep room for the tables
 
 
-def has_external_buffers(path: Path) -> bool:
-    """True when some buffer of the model lives outside the flatbuffer (offset > 1)."""
+def _has_external(data: bytes) -> bool:
     from ai_edge_litert import schema_py_generated as schema
 
-    data = Path(path).read_bytes()
     model = schema.Model.GetRootAsModel(data, 0)
     return any(model.Buffers(i).Offset() > 1 for i in range(model.BuffersLength()))
 
 
-def inline_buffers(src: Path, dst: Path) -> int:
-    """Write `dst`: `src` with its external buffers moved inside (temp file, then rename); returns how many moved."""
+def has_external_buffers(path: Path) -> bool:
+    """True when some buffer of the model lives outside the flatbuffer (offset > 1)."""
+    return _has_external(Path(path).read_bytes())
+
+
+def _inlined(data: bytes) -> tuple[bytes, int]:
+    """The model in `data` with its external buffers moved inside, and how many moved."""
     from ai_edge_litert import schema_py_generated as schema
 
-    data = Path(src).read_bytes()
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
     moved = 0
     packed = []
@@ -50,23 +52,24 @@ def inline_buffers(src: Path, dst: Path) -> int:
     model.buffers = packed
     builder = flatbuffers.Builder(len(data) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=_IDENTIFIER)
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}-", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(builder.Output())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return bytes(builder.Output()), moved
+
+
+def inline_buffers(src: Path, dst: Path) -> int:
+    """Write `dst`: `src` with its external buffers moved inside (temp file, then rename); returns how many moved."""
+    out, moved = _inlined(Path(src).read_bytes())
+    atomic_write_bytes(dst, out)
     return moved
 
 
 def inline_in_place(path: Path) -> bool:
     """Move `path`'s external buffers inside when it has some and fits one flatbuffer; True when it did."""
-    if Path(path).stat().st_size >= _FLATBUFFER_LIMIT or not has_external_buffers(path):
+    if Path(path).stat().st_size >= _FLATBUFFER_LIMIT:
         return False
-    inline_buffers(path, path)
+    data = Path(path).read_bytes()  # read and parsed once: this runs after every TFLite conversion
+    if not _has_external(data):
+        return False
+    atomic_write_bytes(path, _inlined(data)[0])
     return True
 
 
