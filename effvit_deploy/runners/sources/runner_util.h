@@ -31,16 +31,18 @@ inline long peak_rss_kb() {
   return usage.ru_maxrss;
 }
 
-// VmHWM (peak resident memory, KiB) from /proc/self/status, the figure the harness records for every runner; -1
-// where /proc has no such line.
-inline long vm_hwm_kb() {
+// A KiB figure of /proc/self/status (`key` with its colon, e.g. "VmRSS:"); -1 where /proc has no such line.
+inline long proc_status_kb(const std::string& key) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+    if (line.rfind(key, 0) == 0) return std::strtol(line.c_str() + key.size(), nullptr, 10);
   }
   return -1;
 }
+
+// VmHWM (peak resident memory, KiB), the figure the harness records for every runner; -1 where /proc lacks it.
+inline long vm_hwm_kb() { return proc_status_kb("VmHWM:"); }
 
 // The harness's stop rule for timed runs: at least `min_runs` AND at least `min_secs`, never past `max_secs` (but at
 // least one run). max_secs <= 0 means no upper limit.

@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <sys/stat.h>
 #include <vector>
 
 #include "runner_util.h"
@@ -146,17 +147,6 @@ bool split_value_file(const std::string& spec, std::string* name, std::string* p
   return false;
 }
 
-long vm_rss_kb() {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (f == nullptr) return -1;
-  char line[256];
-  long kb = -1;
-  while (std::fgets(line, sizeof line, f) != nullptr)
-    if (std::strncmp(line, "VmRSS:", 6) == 0) kb = std::strtol(line + 6, nullptr, 10);
-  std::fclose(f);
-  return kb;
-}
-
 struct Timings {
   std::vector<double> us;
   double mean() const {
@@ -194,7 +184,7 @@ bool run_loop(TfLiteInterpreter* interp, const effvit::StopRule& rule, Timings* 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const long rss_start = vm_rss_kb();
+  const long rss_start = effvit::proc_status_kb("VmRSS:");
   effvit::Flags flags(argc, argv, {});
   static const std::vector<std::string> known = {
       "graph", "num_threads", "warmup_runs", "num_runs", "warmup_min_secs", "min_secs", "max_secs",
@@ -268,9 +258,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("INFO: Loaded model %s\n", graph.c_str());
-  std::vector<char> bytes;
-  if (effvit::read_file(graph, &bytes))
-    std::printf("INFO: The input model file size (MB): %g\n", static_cast<double>(bytes.size()) / 1e6);
+  struct stat file_info;  // the size only: the runtime has read the file already
+  if (stat(graph.c_str(), &file_info) == 0)
+    std::printf("INFO: The input model file size (MB): %g\n", static_cast<double>(file_info.st_size) / 1e6);
   TfLiteInterpreterOptions* options = TfLiteInterpreterOptionsCreate();
   if (threads > 0) TfLiteInterpreterOptionsSetNumThreads(options, static_cast<int32_t>(threads));
   TfLiteDelegate* delegate = nullptr;
@@ -348,7 +338,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const double init_ms = effvit::now_ms() - init_start;
-  const long rss_init = vm_rss_kb();
+  const long rss_init = effvit::proc_status_kb("VmRSS:");
   std::printf("INFO: Initialized session in %.3fms.\n", init_ms);
 
   std::printf("INFO: Running benchmark for at least %ld iterations and at least %g seconds but terminate if "
@@ -371,7 +361,7 @@ int main(int argc, char** argv) {
   const double first = warmup.us.empty() ? regular.us.front() : warmup.us.front();
   std::printf("INFO: Inference timings in us: Init: %.0f, First inference: %.0f, Warmup (avg): %g, Inference (avg): "
               "%g\n", init_ms * 1000.0, first, warmup.us.empty() ? 0.0 : warmup.mean(), regular.mean());
-  const long rss_end = vm_rss_kb();
+  const long rss_end = effvit::proc_status_kb("VmRSS:");
   if (rss_start > 0 && rss_init > 0 && rss_end > 0)
     std::printf("INFO: Memory footprint delta from the start of the tool (MB): init=%g overall=%g\n",
                 static_cast<double>(rss_init - rss_start) / 1024.0,
