@@ -25,11 +25,11 @@ from effvit_deploy.bench.devices import DEVICE_ROOT, open_devices
 from effvit_deploy.bench.emulation import NOT_PHONE_LATENCY
 from effvit_deploy.bench.records import BenchRecord
 from effvit_deploy.bench.store import ResultStore
-from effvit_deploy.cli import bench
 from effvit_deploy.runners import build_runners, cache_root
 from effvit_deploy.runners.folder import FILE_NAME
 from tests.adb_emulator import AdbEmulator
 from tests.adb_emulator.arm64 import QemuUser
+from tests.bench_cli import exit_code
 from tests.runner_folders import runner_folder
 
 # the folder's qemu-user is an x86-64 binary: these tests emulate ARM on an x86-64 host (as CI is)
@@ -56,14 +56,6 @@ def export_dir() -> Path:
     for target in TARGETS:
         export(MODEL, ExportOptions(target, RES, "fp32", out))
     return out
-
-
-def run_cli(*argv: Any) -> int:
-    try:
-        bench.main([str(a) for a in argv])
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
 
 
 def elf_machine(path: Path) -> int:
@@ -135,7 +127,7 @@ def test_emulated_arm64_phone_runs_the_aarch64_runners(adb_phone_factory: Callab
     parent = tmp_path / "runners"  # one --runner-dir for every ABI: the phone's arm64-v8a subfolder is chosen
     fake_x86_folder(aarch64_dir, parent / "x86_64")
     (parent / "aarch64").symlink_to(aarch64_dir.resolve())
-    assert run_cli(*run_args(f"adb:{phone.serial}", parent, export_dir, tmp_path / "phone")) == 0
+    assert exit_code(*run_args(f"adb:{phone.serial}", parent, export_dir, tmp_path / "phone")) == 0
     recs = list(ResultStore(tmp_path / "phone" / "adhoc.jsonl").records())
     check_emulated_records(recs, "-cpu cortex-a710")
     assert all(r.device["abi"] == "arm64-v8a" and r.device["soc"] == "SM8450" for r in recs)
@@ -150,7 +142,7 @@ def test_emulated_arm64_phone_runs_the_aarch64_runners(adb_phone_factory: Callab
 
 
 def test_local_aarch64_folder_runs_under_qemu(aarch64_dir: Path, export_dir: Path, tmp_path: Path) -> None:
-    assert run_cli(*run_args("local", aarch64_dir, export_dir, tmp_path / "local")) == 0
+    assert exit_code(*run_args("local", aarch64_dir, export_dir, tmp_path / "local")) == 0
     recs = list(ResultStore(tmp_path / "local" / "adhoc.jsonl").records())
     check_emulated_records(recs, "-cpu max, on x86_64")
     assert all("aarch64 under qemu" in (r.device_model or "") for r in recs)  # never the same column as x86 runs
@@ -168,7 +160,7 @@ def test_x86_64_folder_is_refused_by_the_arm64_phone(adb_phone_factory: Callable
     phone = adb_phone_factory("sm8450", qemu=QemuUser.from_runner_folder(aarch64_dir))
     x86 = fake_x86_folder(aarch64_dir, tmp_path / "x86_64")
     capsys.readouterr()
-    assert run_cli(*run_args(f"adb:{phone.serial}", x86, export_dir, tmp_path / "out")) == 2
+    assert exit_code(*run_args(f"adb:{phone.serial}", x86, export_dir, tmp_path / "out")) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
     assert len(err) == 1 and "holds runners for x86_64 but" in err[0] and "is arm64-v8a" in err[0], err
     assert "runners build --arch aarch64" in err[0]
@@ -211,7 +203,7 @@ def test_fp16_and_int8_tflite_run_on_the_aarch64_folder(aarch64_dir: Path, tmp_p
     argv = ["run", "-d", "local", "-m", MODEL, "-r", RES, "-t", "tflite", "--precision", "fp16", "--precision", "int8",
             "--runs", "2", "--warmup", "1", "--runner", "native", "--runner-dir", aarch64_dir, "--export-dir", out,
             "--out", tmp_path / "low"]
-    assert run_cli(*argv) == 0
+    assert exit_code(*argv) == 0
     recs = list(ResultStore(tmp_path / "low" / "adhoc.jsonl").records())
     assert sorted(r.precision for r in recs) == ["fp16", "int8"]
     for rec in recs:

@@ -17,19 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from effvit_deploy.cli import bench
 from effvit_deploy.runners import android, recipes
+from tests.bench_cli import exit_code
 
 STUB_TOOLCHAIN = Path(__file__).parent / "data" / "android_ndk_stub" / "android.toolchain.cmake"
 needs_cmake = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed (make test installs it)")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        bench.main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+    code = exit_code(*argv)
     cap = capsys.readouterr()
     return code, "\n".join(ln for ln in cap.err.splitlines() if ln.startswith("error: ")), cap.out
 

@@ -26,11 +26,11 @@ from effvit_deploy.bench.devices import DEVICE_ROOT, open_devices
 from effvit_deploy.bench.native import native_runner
 from effvit_deploy.bench.records import BenchRecord
 from effvit_deploy.bench.store import ResultStore
-from effvit_deploy.cli import bench
 from effvit_deploy.errors import DeviceError
 from effvit_deploy.runners import build_runners, cache_root
 from effvit_deploy.runners.folder import FILE_NAME
 from tests.adb_emulator import AdbEmulator
+from tests.bench_cli import exit_code
 from tests.runner_folders import runner_folder
 from tests.test_bench_adb_e2e import measure, sweep
 
@@ -65,14 +65,6 @@ def export_dir() -> Path:
     return out
 
 
-def run_cli(*argv: Any) -> int:
-    try:
-        bench.main([str(a) for a in argv])
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
-
-
 def records(path: Path) -> list[BenchRecord]:
     return list(ResultStore(path).records())
 
@@ -101,7 +93,7 @@ def test_local_native_and_python_runners_with_device_parity(runner_dir: Path, ex
     common = ["run", "-d", "local", "-m", MODEL, "-r", RES, *[a for t in TARGETS for a in ("-t", t)],
               *[a for p in PRECISIONS for a in ("--precision", p)], "--runs", "5", "--warmup", "2",
               "--export-dir", export_dir]
-    assert run_cli(*common, "--runner", "native", "--runner-dir", runner_dir, "--out", tmp_path / "native") == 0
+    assert exit_code(*common, "--runner", "native", "--runner-dir", runner_dir, "--out", tmp_path / "native") == 0
     native = records(tmp_path / "native" / "adhoc.jsonl")
     assert len(native) == 9
     for rec in native:
@@ -117,7 +109,7 @@ def test_local_native_and_python_runners_with_device_parity(runner_dir: Path, ex
     assert by_target["executorch"].samples_ms is not None and len(by_target["executorch"].samples_ms) == 5
     assert by_target["onnx"].stats["p90_ms"] is not None
 
-    assert run_cli(*common, "--runner", "python", "--out", tmp_path / "python") == 0
+    assert exit_code(*common, "--runner", "python", "--out", tmp_path / "python") == 0
     python = records(tmp_path / "python" / "adhoc.jsonl")
     assert len(python) == 9 and all(r.ok and r.runner.startswith("python-") for r in python)
     assert all(r.device_parity["status"] == "pass" for r in python), [r.device_parity for r in python]
@@ -219,7 +211,7 @@ def test_real_native_runners_hold_the_stop_rule_and_report_memory(runner_dir: Pa
     argv = ["run", "-d", "local", "-m", MODEL, "-r", RES, *[a for t in TARGETS for a in ("-t", t)],
             "--runs", "5", "--warmup", "2", "--min-seconds", "0.3", "--max-seconds", "30", "--export-dir", export_dir,
             "--runner", "native", "--runner-dir", runner_dir, "--out", tmp_path]
-    assert run_cli(*argv) == 0
+    assert exit_code(*argv) == 0
     recs = {r.target: r for r in records(tmp_path / "adhoc.jsonl")}
     assert set(recs) == set(TARGETS)
     for target, rec in recs.items():
@@ -245,7 +237,7 @@ def test_benchmark_model_peak_memory_is_its_own_not_the_harness_s(runner_dir: Pa
     """ru_maxrss survives exec: started straight from this large Python process, benchmark_model would report this
     process's peak. The local device starts it from a forked shell, so the figure is the tool's own."""
     ballast = np.ones(300 * 2**20 // 8)  # 300 MB resident in the harness while it measures
-    assert run_cli("run", "-d", "local", "-m", MODEL, "-r", RES, "-t", "tflite", "--runs", "5", "--warmup", "1",
+    assert exit_code("run", "-d", "local", "-m", MODEL, "-r", RES, "-t", "tflite", "--runs", "5", "--warmup", "1",
                    "--export-dir", export_dir, "--runner", "native", "--runner-dir", runner_dir, "--out", tmp_path) == 0
     [rec] = records(tmp_path / "adhoc.jsonl")
     assert rec.ok and rec.peak_rss_kb is not None and ballast.sum() > 0

@@ -7,17 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from effvit_deploy.cli import bench
 from effvit_deploy.runners import compile as cc
 from effvit_deploy.runners import fetch
+from tests.bench_cli import exit_code
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    try:
-        bench.main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+    code = exit_code(*argv)
     err = capsys.readouterr().err
     return code, "\n".join(ln for ln in err.splitlines() if ln.startswith("error: "))
 
