@@ -391,3 +391,65 @@ def test_simulations_reuse_one_calibration_with_identical_results() -> None:
     together = pt2e.layer_sqnr_many([reused, superset], calib[:2])
     assert together == [pt2e.layer_sqnr(reused, calib[:2]), pt2e.layer_sqnr(superset, calib[:2])]
     assert any(row["module"] in names and row["op"] == "matmul" for row in together[1])
+
+
+def _record_all_sqnr(fq, inputs: list[np.ndarray]) -> dict[str, float]:
+    """Per-layer SQNR the direct way: keep every layer output of both graphs, then compare (what the streaming pass
+    must reproduce)."""
+    from effvit_deploy.export.quantize import pt2e
+
+    class Keep(torch.fx.Interpreter):
+        def __init__(self, gm: torch.fx.GraphModule, watch: dict[str, str]) -> None:
+            super().__init__(gm)
+            self.watch, self.values = watch, {}
+
+        def run_node(self, n: torch.fx.Node) -> Any:
+            out = super().run_node(n)
+            if n.name in self.watch:
+                self.values[self.watch[n.name]] = out
+            return out
+
+    ref_layers, q_layers = pt2e.layer_nodes(fq.fp32), pt2e.layer_nodes(fq.quant)
+    common = [name for name in ref_layers if name in q_layers]
+    signal, noise = dict.fromkeys(common, 0.0), dict.fromkeys(common, 0.0)
+    with torch.no_grad():
+        for sample in inputs:
+            x = torch.from_numpy(sample)
+            ref, quant = Keep(fq.fp32, {n: n for n in common}), Keep(
+                fq.quant, {pt2e._effective_output(q_layers[n]).name: n for n in common})
+            ref.run(x)
+            quant.run(x)
+            for name in common:
+                r, e = ref.values[name].double(), ref.values[name].double() - quant.values[name].double()
+                signal[name] += float((r * r).sum())
+                noise[name] += float((e * e).sum())
+    return {name: pt2e._db(signal[name], noise[name]) for name in common}
+
+
+def test_streaming_layer_sqnr_equals_keeping_every_output() -> None:
+    from effvit_deploy.export.quantize import pt2e
+    from effvit_deploy.export.quantize.int8 import attention_modules
+
+    deploy, _ = to_deploy_form(tiny_model(), TINY_RES, precision="int8")
+    block = nn.Sequential(*deploy.backbone.stages[2:]).eval()
+    rng = np.random.default_rng(1)
+    calib = [rng.standard_normal((1, 16, 16, 16), dtype=np.float32) for _ in range(2)]
+    names = attention_modules(block)
+    fq = pt2e.fake_quantize(block, torch.from_numpy(calib[0]), calib, attention=names, int8_attention=names[:1],
+                            observer="minmax")
+    rows = pt2e.layer_sqnr(fq, calib)
+    expected = _record_all_sqnr(fq, calib)
+    assert [row["layer"] for row in rows] == list(expected)
+    assert {row["layer"]: row["sqnr_db"] for row in rows} == expected
+    assert any(math.isfinite(db) for db in expected.values())
+
+
+def test_pending_stream_keeps_early_outputs_until_asked() -> None:
+    from effvit_deploy.export.quantize.pt2e import _Pending
+
+    a, b, c = torch.zeros(1), torch.ones(1), torch.full((1,), 2.0)
+    pending = _Pending(iter([("b", b), ("a", a), ("c", c)]))
+    assert pending.take("a") is a and set(pending.early) == {"b"}  # b came first: kept, not lost
+    assert pending.take("b") is b and not pending.early
+    assert pending.take("missing") is None  # reads to the end: c is kept, the missing layer is None
+    assert pending.take("c") is c
