@@ -98,14 +98,21 @@ def test_export_matrix_cells() -> None:
     assert {(m, r, p) for m in SEG for r in ("512x1024", "1024x2048") for p in ("fp16", "int8")} <= covered
 
 
-@pytest.mark.parametrize(("target", "measured_mib"), [("onnx", 2885), ("tflite", 4117), ("executorch", 2696)])
-def test_int8_export_estimate_covers_its_measured_peak(target: str, measured_mib: int) -> None:
-    # int8 export peaks of seg-B1 Cityscapes at 512x1024 (bench/bench_highres_exports.py, see memory_guard's doc)
-    model = "efficientvit-seg-b1-cityscapes"
-    need = memory_guard.export_estimate(model, (512, 1024), target, "int8")
-    fp32 = memory_guard.export_estimate(model, (512, 1024), target)
+@pytest.mark.parametrize(("model", "resolution", "target", "measured_mib"), [
+    ("efficientvit-seg-b1-cityscapes", (512, 1024), "onnx", 2696),
+    ("efficientvit-seg-b0-cityscapes", HIGH, "onnx", 3864),
+    ("efficientvit-seg-b1-cityscapes", (512, 1024), "executorch", 1190),
+    ("efficientvit-seg-b0-cityscapes", HIGH, "executorch", 2292),
+    ("efficientvit-seg-b1-cityscapes", (512, 1024), "tflite", 4117),
+    ("efficientvit-seg-b0-cityscapes", HIGH, "tflite", 6089),
+])
+def test_int8_export_estimate_covers_its_measured_peak(model: str, resolution: tuple[int, int], target: str,
+                                                       measured_mib: int) -> None:
+    # int8 export peaks (bench/bench_highres_exports.py and a phase sampler, see memory_guard's doc)
+    need = memory_guard.export_estimate(model, resolution, target, "int8")
+    fp32 = memory_guard.export_estimate(model, resolution, target)
     assert need is not None and fp32 is not None
-    assert fp32 < measured_mib * MiB < need < 1.5 * measured_mib * MiB
+    assert fp32 < measured_mib * MiB < need < 1.6 * measured_mib * MiB
 
 
 def test_b2_twin_onnx_estimate_covers_its_measured_peak() -> None:
