@@ -453,3 +453,24 @@ def test_pending_stream_keeps_early_outputs_until_asked() -> None:
     assert pending.take("b") is b and not pending.early
     assert pending.take("missing") is None  # reads to the end: c is kept, the missing layer is None
     assert pending.take("c") is c
+
+
+def test_tflite_profiler_calibration_gives_the_preserve_all_tensors_ranges(tmp_path: Path) -> None:
+    # the export calibrates with TFLite's profiler (one inference's memory); AEQ's default keeps every tensor
+    from effvit_deploy.export.targets import TARGETS
+    from effvit_deploy.export.targets.tflite import int8 as tflite_int8
+
+    deploy, _ = to_deploy_form(tiny_model(), TINY_RES, precision="int8")
+    calib, _ = calibration_images(None, 3, TINY_RES)
+    fp32_path = tmp_path / "fp32.tflite"
+    TARGETS["tflite"].convert(deploy, torch.from_numpy(calib[0]), fp32_path, precision="fp32")
+    graph = fp32_path.read_bytes()
+    rules = tflite_int8.build_recipe(tflite_int8.attention_islands(graph) + tflite_int8.norm_islands(graph),
+                                     hardswish_fp32=True)
+    _, profiled = tflite_int8.calibrate(fp32_path, calib, rules, mode="profiler")
+    _, preserved = tflite_int8.calibrate(fp32_path, calib, rules, mode="preserve")
+    assert len(preserved) > 20 and set(preserved) <= set(profiled)  # the profiler also sees the fp32 islands' tensors
+    for name, qsv in preserved.items():
+        for key in ("min", "max"):
+            np.testing.assert_allclose(profiled[name][key].ravel(), qsv[key].ravel(), rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{name} {key}")

@@ -29,6 +29,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,22 +103,37 @@ def build_recipe(fp32_islands: Sequence[Sequence[GraphNode]], *, hardswish_fp32:
     return rules
 
 
-def quantize_tflite_file(fp32_path: Path, out_path: Path, calib: Sequence[np.ndarray], recipe_rules: list[dict],
-                         *, nhwc: bool = False) -> None:
-    """Calibrate `fp32_path` on `calib` (NCHW float32) with AEQ and write the int8 model to `out_path`."""
+# AEQ calibration modes. "profiler": TFLite's C++ engine tracks each tensor's min/max while the model runs, so memory
+# is one inference's. "preserve": the interpreter keeps every intermediate tensor and AEQ copies all of them into a
+# dict per image (AEQ's default): ~3.8x the model's activations, 6.1 GiB for seg-B0 int8 at 1024x2048. Both give the
+# same ranges (AEQ's own test compares them; tests/test_quantize.py does on our graph).
+CALIBRATION_MODES = ("profiler", "preserve")
+
+
+def calibrate(fp32_path: Path, calib: Sequence[np.ndarray], recipe_rules: list[dict], *, nhwc: bool = False,
+              mode: str = "profiler") -> tuple[Any, dict]:
+    """(AEQ Quantizer for `fp32_path` with `recipe_rules`, its calibration result on `calib` (NCHW float32))."""
     try:
         from ai_edge_litert.interpreter import Interpreter
-        from ai_edge_quantizer import quantizer
+        from ai_edge_quantizer import calibrator, quantizer
     except ImportError as exc:
         raise MissingDependencyError(
             f"tflite int8 needs ai-edge-quantizer ({exc}); install it with: pip install 'effvit-deploy[tflite]'"
         ) from exc
+    modes = {"profiler": calibrator.CalibrationMode.CALIBRATION_PROFILER_BASED,
+             "preserve": calibrator.CalibrationMode.CALIBRATION_PRESERVE_ALL_TENSORS}
     signatures = Interpreter(model_path=str(fp32_path)).get_signature_list()
     key = next(iter(signatures))
     input_name = signatures[key]["inputs"][0]
     samples = [np.ascontiguousarray(x.transpose(0, 2, 3, 1) if nhwc else x, dtype=np.float32) for x in calib]
     qt = quantizer.Quantizer(str(fp32_path), recipe_rules)
-    result = qt.calibrate({key: [{input_name: x} for x in samples]}, num_threads=2)
+    return qt, qt.calibrate({key: [{input_name: x} for x in samples]}, num_threads=2, mode=modes[mode])
+
+
+def quantize_tflite_file(fp32_path: Path, out_path: Path, calib: Sequence[np.ndarray], recipe_rules: list[dict],
+                         *, nhwc: bool = False) -> None:
+    """Calibrate `fp32_path` on `calib` (NCHW float32) with AEQ and write the int8 model to `out_path`."""
+    qt, result = calibrate(fp32_path, calib, recipe_rules, nhwc=nhwc)
     quantized = qt.quantize(result, enable_progress_report=False)
     Path(out_path).write_bytes(bytes(quantized.quantized_model))
 
