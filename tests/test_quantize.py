@@ -474,3 +474,30 @@ def test_tflite_profiler_calibration_gives_the_preserve_all_tensors_ranges(tmp_p
         for key in ("min", "max"):
             np.testing.assert_allclose(profiled[name][key].ravel(), qsv[key].ravel(), rtol=1e-5, atol=1e-6,
                                        err_msg=f"{name} {key}")
+
+
+def test_onnx_calibration_in_priority_order_gives_quantize_static_its_own_ranges(tmp_path: Path) -> None:
+    # the export calibrates in its own session (priority-based order: a few activations alive, not all of them)
+    # and hands the ranges to quantize_static through its calibration cache: the int8 file must be the same bytes
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from effvit_deploy.export.targets import TARGETS
+    from effvit_deploy.export.targets.onnx import int8 as onnx_int8
+
+    deploy, _ = to_deploy_form(tiny_model(), TINY_RES, precision="int8")
+    calib, _ = calibration_images(None, 3, TINY_RES)
+    fp32_path, pre_path = tmp_path / "fp32.onnx", tmp_path / "pre.onnx"
+    TARGETS["onnx"].convert(deploy, torch.from_numpy(calib[0]), fp32_path, precision="fp32")
+    quant_pre_process(str(fp32_path), str(pre_path), skip_symbolic_shape=True, skip_optimization=True)
+    settings = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                    extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+    input_name = onnx.load(str(pre_path)).graph.input[0].name
+    quantize_static(str(pre_path), str(tmp_path / "own.onnx"), onnx_int8._Reader(input_name, calib), **settings)
+    ranges = tmp_path / "ranges.json"
+    onnx_int8.calibrate_ranges(pre_path, input_name, calib, ranges)
+    quantize_static(str(pre_path), str(tmp_path / "cached.onnx"), None, calibration_cache_path=ranges, **settings)
+    assert (tmp_path / "own.onnx").read_bytes() == (tmp_path / "cached.onnx").read_bytes()
+    assert b"QuantizeLinear" in (tmp_path / "cached.onnx").read_bytes()
