@@ -99,8 +99,8 @@ def test_export_matrix_cells() -> None:
 
 
 @pytest.mark.parametrize(("model", "resolution", "target", "measured_mib"), [
-    ("efficientvit-seg-b1-cityscapes", (512, 1024), "onnx", 2696),
-    ("efficientvit-seg-b0-cityscapes", HIGH, "onnx", 3864),
+    ("efficientvit-seg-b1-cityscapes", (512, 1024), "onnx", 1467),
+    ("efficientvit-seg-b0-cityscapes", HIGH, "onnx", 2709),
     ("efficientvit-seg-b1-cityscapes", (512, 1024), "executorch", 1190),
     ("efficientvit-seg-b0-cityscapes", HIGH, "executorch", 2292),
     ("efficientvit-seg-b1-cityscapes", (512, 1024), "tflite", 1366),
