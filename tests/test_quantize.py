@@ -162,6 +162,25 @@ def test_metrics() -> None:
     assert result["top1_agreement"] == 0.5 and result["top5_agreement"] == 1.0 and result["samples"] == 2
 
 
+def test_compare_logits_row_by_row_equals_the_whole_array_figures() -> None:
+    # seg-shaped outputs (N, classes, H, W), compared one sample at a time; the figures are the whole-array ones
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal((6, 19, 8, 16)).astype(np.float32)
+    quant = ref + 0.05 * rng.standard_normal(ref.shape).astype(np.float32)
+    quant[2] = -quant[2]  # one sample far off: its top-1 and top-5 disagree
+    flat_r, flat_q = ref.reshape(6, -1).astype(np.float64), quant.reshape(6, -1).astype(np.float64)
+    cosines = [float(r @ q / np.linalg.norm(r) / np.linalg.norm(q)) for r, q in zip(flat_r, flat_q, strict=True)]
+    top5 = np.argsort(-flat_q, axis=1)[:, :5]
+    got = compare_logits(ref, quant)
+    assert got["cosine"] == round(float(np.mean(cosines)), 6) and got["cosine_min"] == round(min(cosines), 6)
+    assert got["sqnr_db"] == round(sqnr_db(flat_r, flat_q), 2)
+    assert got["top1_agreement"] == round(float(np.mean(flat_r.argmax(1) == flat_q.argmax(1))), 4) == 0.8333
+    in_top5 = [t in row for t, row in zip(flat_r.argmax(1), top5, strict=True)]
+    assert got["top5_agreement"] == round(float(np.mean(in_top5)), 4)
+    with pytest.raises(ValueError, match="shapes differ"):
+        compare_logits(ref, quant[:, :18])
+
+
 def test_islands_cover_the_core_and_leave_int8_plumbing_out() -> None:
     def node(i: int, op: str, ins: list[str], out: str) -> GraphNode:
         return GraphNode(index=i, op=op, inputs=ins, outputs=[out])
