@@ -23,7 +23,7 @@ from effvit_deploy.export.deploy import to_deploy_form
 from effvit_deploy.export.quantize import calibration, quantize_for_target, sensitivity
 from effvit_deploy.export.quantize.calibration import CALIB_PHOTOS, HELDOUT_PHOTOS, calibration_images, preprocess
 from effvit_deploy.export.quantize.islands import GraphNode, find_islands
-from effvit_deploy.export.quantize.metrics import compare_logits, sqnr_db
+from effvit_deploy.export.quantize.metrics import compare_logits, db_from_sums, sqnr_db
 from effvit_deploy.export.targets.tflite.ops import ATTENTION_OPS as TFLITE_OPS
 from effvit_deploy.export.weights import randomize_bn_stats, seeded_model
 from effvit_deploy.models.efficientvit import EfficientViTCls, EfficientViTConfig
@@ -442,7 +442,7 @@ def _record_all_sqnr(fq, inputs: list[np.ndarray]) -> dict[str, float]:
                 r, e = ref.values[name].double(), ref.values[name].double() - quant.values[name].double()
                 signal[name] += float((r * r).sum())
                 noise[name] += float((e * e).sum())
-    return {name: pt2e._db(signal[name], noise[name]) for name in common}
+    return {name: db_from_sums(signal[name], noise[name]) for name in common}
 
 
 def test_streaming_layer_sqnr_equals_keeping_every_output() -> None:

@@ -17,10 +17,11 @@ def sqnr_db(reference: np.ndarray, quantized: np.ndarray) -> float:
     """Signal-to-quantization-noise ratio in dB (inf when identical; -inf when the reference is all zero)."""
     ref = np.asarray(reference, dtype=np.float64).ravel()
     err = ref - np.asarray(quantized, dtype=np.float64).ravel()
-    return _db(float(ref @ ref), float(err @ err))
+    return db_from_sums(float(ref @ ref), float(err @ err))
 
 
-def _db(signal: float, noise: float) -> float:
+def db_from_sums(signal: float, noise: float) -> float:
+    """10·log10(signal / noise): inf without noise, -inf without signal."""
     if noise == 0.0:
         return math.inf
     if signal == 0.0:
@@ -64,7 +65,7 @@ def compare_logits(reference: np.ndarray, quantized: np.ndarray) -> dict:
     return {
         "cosine": round(float(np.mean(per_sample)), 6),
         "cosine_min": round(float(np.min(per_sample)), 6),
-        "sqnr_db": _round_db(_db(signal, noise)),
+        "sqnr_db": _round_db(db_from_sums(signal, noise)),
         "top1_agreement": round(float(np.mean(top1)), 4),
         "top5_agreement": round(float(np.mean(top5)), 4),
         "samples": int(len(ref_rows)),

@@ -29,6 +29,7 @@ from torch import fx
 
 from ...errors import MissingDependencyError
 from ..deploy.head_split import with_split_style
+from .metrics import db_from_sums
 
 log = logging.getLogger(__name__)
 
@@ -401,11 +402,11 @@ def layer_sqnr_many(fqs: Sequence[FakeQuant], inputs: Sequence[np.ndarray]) -> l
     # signature, its own for the others. Reference and quantized graphs advance together, one layer at a time.
     groups: list[tuple[fx.GraphModule, list[dict]]] = [(fqs[0].fp32, [p for p in plans if p["shared"]])]
     groups += [(fq.fp32, [plan]) for fq, plan in zip(fqs, plans, strict=True) if not plan["shared"]]
+    watches = [{name: name for plan in members for name in plan["common"]} for _, members in groups]
     with torch.no_grad():
         for sample in inputs:
             x = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32))
-            for ref_graph, members in groups:
-                watch = {name: name for plan in members for name in plan["common"]}
+            for (ref_graph, members), watch in zip(groups, watches, strict=True):
                 quantized = [_Pending(_layer_outputs(plan["quant"], plan["watch_q"], x)) for plan in members]
                 for name, r in _layer_outputs(ref_graph, watch, x):
                     for plan, pending in zip(members, quantized, strict=True):
@@ -423,7 +424,7 @@ def layer_sqnr_many(fqs: Sequence[FakeQuant], inputs: Sequence[np.ndarray]) -> l
 
 def _rows(plan: dict) -> list[dict]:
     ref_layers, common = plan["ref_layers"], plan["common"]
-    sqnr = {name: _db(plan["signal"][name], plan["noise"][name]) for name in common}
+    sqnr = {name: db_from_sums(plan["signal"][name], plan["noise"][name]) for name in common}
     rows = []
     for name in common:
         node = ref_layers[name]
@@ -453,11 +454,3 @@ def _nearest_layer(node: fx.Node, layers: dict[str, fx.Node]) -> str | None:
         node = node.all_input_nodes[0]
         seen += 1
     return None
-
-
-def _db(signal: float, noise: float) -> float:
-    if noise == 0.0:
-        return math.inf
-    if signal == 0.0:
-        return -math.inf
-    return 10.0 * math.log10(signal / noise)

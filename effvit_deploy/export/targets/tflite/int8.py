@@ -103,16 +103,15 @@ def build_recipe(fp32_islands: Sequence[Sequence[GraphNode]], *, hardswish_fp32:
     return rules
 
 
-# AEQ calibration modes. "profiler": TFLite's C++ engine tracks each tensor's min/max while the model runs, so memory
-# is one inference's. "preserve": the interpreter keeps every intermediate tensor and AEQ copies all of them into a
-# dict per image (AEQ's default): ~3.8x the model's activations, 6.1 GiB for seg-B0 int8 at 1024x2048. Both give the
-# same ranges (AEQ's own test compares them; tests/test_quantize.py does on our graph).
-CALIBRATION_MODES = ("profiler", "preserve")
-
-
 def calibrate(fp32_path: Path, calib: Sequence[np.ndarray], recipe_rules: list[dict], *, nhwc: bool = False,
               mode: str = "profiler") -> tuple[Any, dict]:
-    """(AEQ Quantizer for `fp32_path` with `recipe_rules`, its calibration result on `calib` (NCHW float32))."""
+    """(AEQ Quantizer for `fp32_path` with `recipe_rules`, its calibration result on `calib` (NCHW float32)).
+
+    mode "profiler": TFLite's C++ engine tracks each tensor's min/max while the model runs, so memory is one
+    inference's. "preserve" (AEQ's default): the interpreter keeps every intermediate tensor and AEQ copies all of
+    them into a dict per image, ~3.8x the model's activations (6.1 GiB for seg-B0 int8 at 1024x2048). Both give the
+    same ranges (AEQ's own test compares them; tests/test_quantize.py does on our graph).
+    """
     try:
         from ai_edge_litert.interpreter import Interpreter
         from ai_edge_quantizer import calibrator, quantizer
