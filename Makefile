@@ -24,7 +24,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 # missing. The downloads (sid/trixie through a private APT config, wheels through pip) and the builds are cached in
 # ~/.cache/effvit-deploy/runners ($$EFFVIT_RUNNER_CACHE), so a second `make runners` only copies files.
 RUNNER_APT := g++=4:12.2.0-3 binutils=2.40-2 xz-utils=5.4.1-1 libabsl-dev=20220623.1-1+deb12u2 \
-	libeigen3-dev=3.4.0-4 libgemmlowp-dev=0.0~git20211220.e844ffd-1
+	libeigen3-dev=3.4.0-4 libgemmlowp-dev=0.0~git20211220.e844ffd-1 libpthreadpool-dev=0.0~git20210507.1787867-1
 # aarch64 runners: bookworm's cross compiler; the arm64 libraries, glibc sysroot and qemu-user 10 (trixie; bookworm's
 # 7.2 crashes ONNX Runtime) come through the private APT config into the runner cache, pinned in runners/pins.py.
 RUNNER_APT += g++-12-aarch64-linux-gnu=12.2.0-14cross1 libc6-dev-arm64-cross=2.36-8cross1

@@ -61,10 +61,13 @@ EXECUTORCH = Wheel("executorch", "1.5.1")
 ONNXRUNTIME = Wheel("onnxruntime", "1.32.0")
 
 # Bookworm packages the Makefile installs with apt-get (headers and static libraries used in place).
-SYSTEM_PACKAGES = ("g++", "binutils", "xz-utils", "libabsl-dev", "libeigen3-dev", "libgemmlowp-dev")
+SYSTEM_PACKAGES = ("g++", "binutils", "xz-utils", "libabsl-dev", "libeigen3-dev", "libgemmlowp-dev",
+                   "libpthreadpool-dev")
 SYSTEM_HEADERS = {"libabsl-dev": "/usr/include/absl/base/config.h",
                   "libeigen3-dev": "/usr/include/eigen3/Eigen/Core",
-                  "libgemmlowp-dev": "/usr/include/gemmlowp/public/gemmlowp.h"}
+                  "libgemmlowp-dev": "/usr/include/gemmlowp/public/gemmlowp.h",
+                  # TFLite's cpu_backend_context.h includes it; nothing else pulls the package in on a bare machine
+                  "libpthreadpool-dev": "/usr/include/pthreadpool.h"}
 
 # Architectures `runners build --arch` accepts -> (Android/Linux ABI name as ro.product.cpu.abi, wheel platform tag).
 ARCHES = {"x86_64": ("x86_64", "manylinux_2_28_x86_64"), "aarch64": ("arm64-v8a", "manylinux_2_28_aarch64")}
