@@ -202,6 +202,9 @@ def test_seg_fp16_and_int8_tflite(seg_out: Path, precision: str) -> None:
         assert census["partitions"] == 1 + blocks, census
     else:
         assert census["partitions"] == 1, census
+        accuracy = entry["int8"]["accuracy"]  # on the held-out photos: top-k per pixel, not over the flattened map
+        assert accuracy["top_k_over"] == "classes of every pixel" and accuracy["samples"] > 1, accuracy
+        assert accuracy["top1_agreement"] >= entry["parity"]["pixel_agreement"] - 0.2, (accuracy, entry["parity"])
     assert entry["output"]["shape"] == [1, 19, 16, 32]
 
 
