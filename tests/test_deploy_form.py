@@ -113,6 +113,24 @@ def test_softmax_twin_has_deploy_form() -> None:
     assert_same_function(model, deploy, torch.randn(1, 3, 96, 128))
 
 
+def test_int8_paper_model_pools_become_depthwise_means() -> None:
+    """int8: the v1 shortcut's 2x2 average pools become 2x2 stride-2 depthwise convs of 1/4 (TFLite's XNNPACK has no
+    int8 AVERAGE_POOL_2D); the same function; float precisions keep the pools."""
+    model = built("efficientvit-paper")
+    pools = [n for n, m in model.named_modules() if isinstance(m, nn.AvgPool2d)]
+    deploy, info = to_deploy_form(model, (96, 128), precision="int8")
+    assert pools and [r["module"] for r in info["avg_pools"]] == pools
+    assert "avg_pool_as_depthwise" in info["optimizations"]
+    assert count(deploy, nn.AvgPool2d) == 0
+    for record in info["avg_pools"]:
+        conv = deploy.get_submodule(record["module"])
+        assert (conv.groups, conv.stride, conv.kernel_size, conv.bias) == (record["channels"], (2, 2), (2, 2), None)
+    assert_same_function(model, deploy, torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(2)))
+    for precision in ("fp32", "fp16"):
+        float_form, float_info = to_deploy_form(model, (96, 128), precision=precision)
+        assert count(float_form, nn.AvgPool2d) == len(pools) and "avg_pools" not in float_info
+
+
 @pytest.mark.parametrize("name", ["efficientvit-b0", "efficientvit-b1-softmax"])
 @pytest.mark.parametrize("style", STYLES)
 def test_int8_form_joins_qkv_and_computes_the_same(name: str, style: str) -> None:

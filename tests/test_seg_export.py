@@ -220,9 +220,12 @@ def test_cli_full_res_output_on_a_classifier_is_bad_input(tmp_path: Path, capsys
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["tflite", "executorch"])
-def test_paper_seg_is_one_partition(seg_out: Path, target: str) -> None:
-    """The v1 downsampling shortcut's average pool must be delegated too (ExecuTorch takes it without pad counting)."""
-    entry = export("efficientvit-paper-seg", ExportOptions(target=target, resolution="128x256", out_dir=seg_out))
+@pytest.mark.parametrize(("target", "precision"), [("tflite", "fp32"), ("executorch", "fp32"), ("tflite", "int8")])
+def test_paper_seg_is_one_partition(seg_out: Path, target: str, precision: str) -> None:
+    """The v1 downsampling shortcut's average pool must be delegated too: ExecuTorch takes it without pad counting,
+    and in int8 (which TFLite's XNNPACK pools do not take) it is a depthwise mean conv."""
+    options = {"calib_count": 8} if precision == "int8" else {}
+    entry = export("efficientvit-paper-seg", ExportOptions(target=target, resolution="128x256", precision=precision,
+                                                           out_dir=seg_out, **options))
     assert entry["parity"]["passed"]
     assert entry["census"]["partitions"] == 1 and entry["census"]["undelegated"] == {}, entry["census"]

@@ -11,7 +11,8 @@ Passes, in order (one rewrite per file): `fold_batch_norm.FoldBatchNormPass` (BN
 small maps get `lite_mla_joined.JoinedLiteMLA` instead, one qkv conv) and
 `decompose_layer_norm.DecomposeLayerNormPass` (LayerNorm as ops every XNNPACK partitioner takes) and
 `bicubic_upsample_deploy.BicubicUpsampleDeployPass` (exact bicubic upsampling by an integer factor from delegated ops:
-the segmentation head and `--full-res-output`). Hard-swish stays an
+the segmentation head and `--full-res-output`) and, for int8 only, `avg_pool_depthwise.AvgPoolAsDepthwisePass` (the
+paper model's 2x2 average pools as depthwise convs: TFLite's XNNPACK takes no int8 AVERAGE_POOL_2D). Hard-swish stays an
 `nn.Hardswish` module: every converter maps it to one op. The passes are plain module rewrites; what they buy on each
 runtime is measured in bench/inspect_tflite_graph.py.
 """
@@ -25,6 +26,7 @@ from torch import nn
 
 from effvit_deploy.errors import InvalidInputError
 from effvit_deploy.export.deploy._base import DeployContext, DeployPass, PassResult
+from effvit_deploy.export.deploy.avg_pool_depthwise import AvgPoolAsDepthwisePass
 from effvit_deploy.export.deploy.bicubic_upsample_deploy import BicubicUpsampleDeployPass
 from effvit_deploy.export.deploy.decompose_layer_norm import DecomposeLayerNormPass
 from effvit_deploy.export.deploy.fold_batch_norm import FoldBatchNormPass
@@ -39,6 +41,7 @@ DEFAULT_PASSES: tuple[DeployPass, ...] = (
     LiteMLADeployPass(),
     DecomposeLayerNormPass(),
     BicubicUpsampleDeployPass(),
+    AvgPoolAsDepthwisePass(),
 )
 
 
@@ -72,7 +75,8 @@ def to_deploy_form(
         (module, info) with info = {"optimizations": [pass names that changed something], "attention": [{"module",
         "tokens", "dim", "order", "groups", "joined_qkv", "qkv_convs", "map_bytes"} per LiteMLA], "folded_bn": n,
         "precision": precision}
-        and, for models with bicubic upsampling, "upsample": [{"module", "channels", "factor", "input"}].
+        and, for models with bicubic upsampling, "upsample": [{"module", "channels", "factor", "input"}]; for int8
+        models with the v1 downsampling shortcut, "avg_pools": [{"module", "channels", "kernel"}].
 
     Raises:
         InvalidInputError: resolution is not two positive ints, or precision or split style is unknown.
@@ -96,6 +100,8 @@ def to_deploy_form(
             info["attention"] = result.records
         elif isinstance(deploy_pass, BicubicUpsampleDeployPass):
             info["upsample"] = result.records
+        elif isinstance(deploy_pass, AvgPoolAsDepthwisePass):
+            info["avg_pools"] = result.records
     return new, info
 
 
