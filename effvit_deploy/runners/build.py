@@ -84,7 +84,7 @@ def build_runners(arch: str = "x86_64", out: Path | None = None, *, targets: Seq
     started = time.perf_counter()
     cxx = _compiler(arch)
     if "tflite" in targets and arch != aarch64.ARCH:  # the aarch64 TFLite runner needs no TensorFlow headers
-        cc.check_system_headers(("libabsl-dev", "libeigen3-dev", "libgemmlowp-dev", "libpthreadpool-dev"))
+        cc.check_system_headers(tuple(pins.SYSTEM_HEADERS))
     for tool in ("dpkg-deb", "tar", "nm"):
         if shutil.which(tool) is None:
             raise MissingDependencyError(f"{tool} not found: apt-get install {'binutils' if tool == 'nm' else tool}")

@@ -41,7 +41,7 @@ class AvgPoolAsDepthwisePass:
             if not (isinstance(pool, nn.AvgPool2d) and _plain(pool)):
                 continue
             weight = conv_layer.conv.weight
-            kernel = pool.kernel_size if isinstance(pool.kernel_size, int) else pool.kernel_size[0]
+            kernel = _pair(pool.kernel_size)[0]
             set_submodule(model, f"{name}.shortcut.0", depthwise_mean(weight.shape[1], kernel, weight))
             records.append({"module": f"{name}.shortcut.0", "channels": int(weight.shape[1]), "kernel": kernel})
         return PassResult(modified=bool(records), records=records)
