@@ -35,19 +35,28 @@ the softmax twins' measured peaks (bench/bench_highres.py, same machine; map / p
                     seg-b0 twin 1024x2048 / 4489 -> 6584 MiB (ONNX Runtime and ExecuTorch runners: not measured,
                     the TFLite factor is used)
 
-int8 exports hold more: each quantizer calibrates on its own converted graph. Their activation factor
-(`_INT8_EXPORT`, replacing k) was fitted to the int8 peaks measured with the streaming per-layer SQNR pass (a few
-layers held, not every layer's output), ONNX Runtime's calibration in priority order and AEQ's profiler calibration
-(bench/bench_highres_exports.py and a phase sampler, 2026-12-01; measured -> estimated):
+int8 exports hold more: each quantizer calibrates on its own converted graph, and the export holds the
+calibration and held-out images (and the runtimes' copies of them) throughout. Their estimate (`_INT8_EXPORT`) is
+`base + k * activations + (fixed + 0.75 * calibration images) * input image bytes`: 0.75 input images per extra
+calibration image is the measured slope (seg-B0 1024x2048 with 8 and with 32 images: +235 / +372 / +293 MiB on
+ONNX / TFLite / ExecuTorch for 24 images of 24 MiB, rounded up), and base, k and fixed were fitted (the smallest
+worst-case overshoot with every estimate at least 10% above its peak) to the int8 peaks measured by
+bench/bench_highres_exports.py with the current quantizers, 2026-12-01/02 (AMD EPYC and Intel Xeon, 2 cores;
+calibration images 8 unless said; measured -> estimated, MiB):
 
-    ONNX        seg-B1 512x1024 1467 -> 2175 MiB;  seg-B0 1024x2048 2709 -> 2965 MiB  (with ONNX Runtime's own
-                calibration session, which keeps nearly every activation alive: 2696 and 3864 MiB)
-    ExecuTorch  seg-B1 512x1024 1190 -> 1823 MiB;  seg-B0 1024x2048 2292 -> 2411 MiB  (the PT2E simulation and
-                the held-out evaluation; before the streaming pass: 2696 and 4108 MiB)
-    TFLite      seg-B1 512x1024 1366 -> 2111 MiB;  seg-B0 1024x2048 2535 -> 2749 MiB  (with AEQ's default
-                calibration, an interpreter that keeps every tensor plus a copy of each: 4117 and 6089 MiB)
+                               ONNX             TFLite           ExecuTorch
+    seg-B1 CS 512x1024         1467 -> 2185     1366 -> 1812     1190 -> 1601
+    seg-B3 ADE 512x1024        3240 -> 3622     2670 -> 2966     2385 -> 2716
+    seg-B0 CS 1024x2048        2709 -> 3513     2535 -> 3245     2292 -> 3042
+    seg-B0 CS 1024x2048, 32    2944 -> 3945     2907 -> 3677     2585 -> 3474
+    seg-B2 CS 1024x2048        4225 -> 6227     3959 -> 5182     3930 -> 4875
+    seg-B2 ADE 1024x2048       5230 -> 6153     3918 -> 5130     3892 -> 4825
+    seg-B3 CS 1024x2048        5992 -> 8872     5335 -> 7117     5001 -> 6715
 
-At 12 GiB that refuses int8 at 1024x2048 of B3 only (every target), with its figure.
+(and seg-B2 ADE 512x1024, seg-B1 ADE, paper-seg and LR-ASPP at 1024x2048: tests/test_highres_memory.py holds every
+point; every estimate is 11-49% above its peak). The activation sum alone, the earlier form, put B3 at 1024x2048 at
+15-20 GiB for a 5-6 GiB peak and under-estimated the default 32 calibration images. A `--calib DIR` without
+`--calib-count` is counted as every image file in it.
 
 The map term is what makes a softmax twin at 1024x2048 (4 GiB per block for B1/B3) refused with its figure, before
 any work, instead of swapping or being killed mid-conversion. Beyond 2048x2048 the
@@ -70,22 +79,33 @@ _EXPORT = {"onnx": (600 * MIB, 0.25, 4), "tflite": (800 * MIB, 0.35, 4), "execut
 _RUNTIME = {"onnx": (100 * MIB, 0.25, 2), "tflite": (100 * MIB, 0.25, 2), "executorch": (400 * MIB, 0.25, 2)}
 # bytes per byte of the largest softmax attention map (scores, softmax output and the converter's or runtime's copies)
 _EXPORT_MAP = {"onnx": 2.5, "tflite": 4.0, "executorch": 2.5}
-# int8 export: activation factor replacing k above (the quantizers' calibration sessions; see the doc)
-_INT8_EXPORT = {"onnx": 1.7, "tflite": 1.4, "executorch": 1.3}
+# int8 export, replacing base and k above: (base bytes, activation factor, input-sized buffers whatever the
+# calibration set, input-sized buffers per calibration image); see the doc
+_INT8_EXPORT = {"onnx": (1300 * MIB, 0.48, 58, 0.75), "tflite": (1000 * MIB, 0.33, 68, 0.75),
+                "executorch": (800 * MIB, 0.31, 69, 0.75)}
 _RUNTIME_MAP = 3.0
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?b?|b?)", re.IGNORECASE | re.ASCII)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-def export_estimate(model: str, resolution: Resolution, target: str, precision: str = "fp32") -> int | None:
-    """Estimated peak bytes of exporting `model` (a registry name) at `resolution`; None if unknown."""
+def export_estimate(model: str, resolution: Resolution, target: str, precision: str = "fp32",
+                    calib_count: int | None = None) -> int | None:
+    """Estimated peak bytes of exporting `model` (a registry name) at `resolution`; None if unknown.
+
+    `calib_count` (int8 only; None: the quantizer's default) is how many calibration images the export holds.
+    """
     parts = _shapes(model, resolution)
     if parts is None or target not in _EXPORT:
         return None
     base, k, w = _EXPORT[target]
+    images = 0.0
     if precision == "int8":
-        k = _INT8_EXPORT[target]
-    return int(base + k * parts[0] + w * parts[1] + _EXPORT_MAP[target] * parts[2])
+        from .export.quantize.calibration import DEFAULT_CALIB_COUNT
+
+        base, k, fixed, per_image = _INT8_EXPORT[target]
+        input_bytes = 3 * resolution[0] * resolution[1] * 4  # one fp32 NCHW image
+        images = input_bytes * (fixed + per_image * (calib_count or DEFAULT_CALIB_COUNT))
+    return int(base + k * parts[0] + w * parts[1] + images + _EXPORT_MAP[target] * parts[2])
 
 
 def runtime_estimate(model: str, resolution: Resolution, target: str, artifact_bytes: int) -> int | None:

@@ -12,7 +12,7 @@ import pytest
 from effvit_deploy import memory_guard
 from effvit_deploy.cli import export as export_cli
 from effvit_deploy.errors import InvalidInputError
-from effvit_deploy.export import ExportOptions, api, seeded_model
+from effvit_deploy.export import ExportOptions, api, quantize, seeded_model
 from effvit_deploy.export.deploy import to_deploy_form
 from effvit_deploy.models.memory import attention_map_bytes
 
@@ -98,21 +98,49 @@ def test_export_matrix_cells() -> None:
     assert {(m, r, p) for m in SEG for r in ("512x1024", "1024x2048") for p in ("fp16", "int8")} <= covered
 
 
-@pytest.mark.parametrize(("model", "resolution", "target", "measured_mib"), [
-    ("efficientvit-seg-b1-cityscapes", (512, 1024), "onnx", 1467),
-    ("efficientvit-seg-b0-cityscapes", HIGH, "onnx", 2709),
-    ("efficientvit-seg-b1-cityscapes", (512, 1024), "executorch", 1190),
-    ("efficientvit-seg-b0-cityscapes", HIGH, "executorch", 2292),
-    ("efficientvit-seg-b1-cityscapes", (512, 1024), "tflite", 1366),
-    ("efficientvit-seg-b0-cityscapes", HIGH, "tflite", 2535),
+# int8 export peaks, MiB, by target (bench/bench_highres_exports.py --calib-count N; see memory_guard's doc)
+INT8_PEAKS = [
+    # (model, resolution, calibration images, {target: measured MiB})
+    ("efficientvit-seg-b1-cityscapes", (512, 1024), 8, {"onnx": 1467, "tflite": 1366, "executorch": 1190}),
+    ("efficientvit-seg-b2-ade20k", (512, 1024), 8, {"onnx": 2162, "tflite": 1924, "executorch": 1774}),
+    ("efficientvit-seg-b3-ade20k", (512, 1024), 8, {"onnx": 3240, "tflite": 2670, "executorch": 2385}),
+    (B0, HIGH, 8, {"onnx": 2709, "tflite": 2535, "executorch": 2292}),
+    (B0, HIGH, 32, {"onnx": 2944, "tflite": 2907, "executorch": 2585}),
+    ("efficientvit-seg-b2-cityscapes", HIGH, 8, {"onnx": 4225, "tflite": 3959, "executorch": 3930}),
+    ("efficientvit-seg-b1-ade20k", HIGH, 8, {"onnx": 4072, "tflite": 3588, "executorch": 3361}),
+    ("efficientvit-seg-b2-ade20k", HIGH, 8, {"onnx": 5230, "tflite": 3918, "executorch": 3892}),
+    ("efficientvit-paper-seg", HIGH, 8, {"onnx": 3135, "tflite": 3181, "executorch": 2733}),
+    ("lraspp-mobilenetv3-large", HIGH, 8, {"onnx": 2985, "tflite": 2989, "executorch": 2813}),
+    ("efficientvit-seg-b3-cityscapes", HIGH, 8, {"onnx": 5992, "tflite": 5335, "executorch": 5001}),
+]
+
+
+@pytest.mark.parametrize(("model", "resolution", "calib", "target", "measured_mib"), [
+    (model, res, calib, target, mib) for model, res, calib, peaks in INT8_PEAKS for target, mib in peaks.items()
 ])
-def test_int8_export_estimate_covers_its_measured_peak(model: str, resolution: tuple[int, int], target: str,
-                                                       measured_mib: int) -> None:
-    # int8 export peaks (bench/bench_highres_exports.py and a phase sampler, see memory_guard's doc)
-    need = memory_guard.export_estimate(model, resolution, target, "int8")
-    fp32 = memory_guard.export_estimate(model, resolution, target)
-    assert need is not None and fp32 is not None
-    assert fp32 < measured_mib * MiB < need < 1.6 * measured_mib * MiB
+def test_int8_export_estimate_covers_its_measured_peak(model: str, resolution: tuple[int, int], calib: int,
+                                                       target: str, measured_mib: int) -> None:
+    need = memory_guard.export_estimate(model, resolution, target, "int8", calib)
+    assert need is not None and measured_mib * MiB < need < 1.5 * measured_mib * MiB
+
+
+def test_int8_estimate_counts_the_calibration_images(tmp_path: Path) -> None:
+    # each calibration image is held through the export: more images, a larger estimate, and a folder's images count
+    few, many = (memory_guard.export_estimate(B0, HIGH, "tflite", "int8", n) for n in (8, 64))
+    assert few is not None and many is not None and many - few > 56 * 3 * HIGH[0] * HIGH[1] * 4 * 0.5
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.png").write_bytes(b"")
+    (folder / "notes.txt").write_text("not an image")
+    assert quantize.planned_count(folder, None) == 3 and quantize.planned_count(folder, 2) == 2
+    assert quantize.planned_count(None, None) == quantize.DEFAULT_CALIB_COUNT
+    # the CLI's check uses the planned count: a limit between the two estimates refuses only the larger set
+    between = (few + many) // 2
+    options = {"precision": "int8", "out_dir": tmp_path / "out", "max_memory": between}
+    api.check_request(B0, ExportOptions("tflite", HIGH, calib_count=8, **options))
+    with pytest.raises(InvalidInputError, match="needs ~"):
+        api.check_request(B0, ExportOptions("tflite", HIGH, calib_count=64, **options))
 
 
 def test_b2_twin_onnx_estimate_covers_its_measured_peak() -> None:

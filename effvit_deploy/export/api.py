@@ -191,7 +191,8 @@ def check_request(model: str | nn.Module, options: ExportOptions) -> Request:
         if calib_path is not None and not calib_path.is_dir():
             raise MissingFileError(f"calibration folder {calib_path} does not exist; pass a folder of images")
     if isinstance(model, str):
-        need = memory_guard.export_estimate(model, res, backend.name, o.precision)
+        calib_count = quantize.planned_count(calib_path, o.calib_count) if int8 else None
+        need = memory_guard.export_estimate(model, res, backend.name, o.precision, calib_count)
         memory_guard.check_fits(need, o.max_memory, f"exporting {model} {models.format_resolution(res)} to "
                                                     f"{backend.name}{memory_guard.attention_note(model, res)}")
     out = Path(o.out_dir)

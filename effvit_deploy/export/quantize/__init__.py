@@ -15,7 +15,7 @@ orchestration). Each runtime's recipe, graph reader and op tables live with its 
 
 from __future__ import annotations
 
-from .calibration import DEFAULT_CALIB_COUNT, ImageSet, calibration_images, heldout_images
+from .calibration import DEFAULT_CALIB_COUNT, ImageSet, calibration_images, heldout_images, planned_count
 from .int8 import ATTENTION_MODES, check_options, quantize_for_target
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "calibration_images",
     "check_options",
     "heldout_images",
+    "planned_count",
     "quantize_for_target",
 ]

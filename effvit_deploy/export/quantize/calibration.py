@@ -154,6 +154,16 @@ def _open(path: Path):
         return None
 
 
+def planned_count(folder: Path | str | None, count: int | None) -> int:
+    """How many calibration images an export will hold, without reading any: `count`, else every image file of
+    `folder` (an upper bound: unreadable ones are skipped later), else DEFAULT_CALIB_COUNT."""
+    if count is not None:
+        return count
+    if folder is None or not Path(folder).is_dir():
+        return DEFAULT_CALIB_COUNT
+    return sum(1 for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def _folder_images(folder: Path) -> list[tuple[Path, object]]:
     if not folder.exists():
         raise MissingFileError(f"calibration folder {folder} does not exist; pass --calib DIR with JPEG/PNG images")
