@@ -5,7 +5,8 @@
 
 Without --model/--resolution/--precision it runs the plan below (the issue's matrix): fp32 at 1024x2048 for every
 seg model, its softmax twin, efficientvit-paper-seg and LR-ASPP; fp16 and int8 at 512x1024 and at 1024x2048 for every
-seg model, efficientvit-paper-seg and LR-ASPP (int8 at 1024x2048: the guard estimates up to ~9 GiB, for seg-B3 on ONNX; see its doc).
+seg model, efficientvit-paper-seg and LR-ASPP (int8 at 1024x2048: the guard estimates up to ~9 GiB, seg-B3 on ONNX;
+see its doc).
 Every export goes through the pipeline (deploy form, verified in its runtime against PyTorch: fp32 max |Δ| ≤ 1e-4
 and per-pixel top-1, fp16/int8 cosine; cached in --out-dir) in its own child process, whose peak resident memory is
 reported. The memory guard gets --max-memory: an export whose estimate (softmax twins: including
