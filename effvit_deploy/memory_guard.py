@@ -66,6 +66,7 @@ on a device the runtime estimate is compared with its MemAvailable as is.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -127,6 +128,11 @@ def attention_note(model: str, resolution: Resolution) -> str:
 
 
 def _shapes(model: str, resolution: Resolution) -> tuple[int, int, int] | None:
+    return _shapes_of(model, (int(resolution[0]), int(resolution[1])))
+
+
+@functools.lru_cache(maxsize=64)  # the CLI checks every job of a sweep first; meta passes of big models take seconds
+def _shapes_of(model: str, resolution: Resolution) -> tuple[int, int, int] | None:
     """(activation bytes, parameter bytes, largest attention map bytes), or None for a model not in the registry."""
     from .models.memory import activation_bytes, attention_map_bytes  # import torch: only when asked
     from .models.registry import names
