@@ -52,6 +52,7 @@ calibration images 8 unless said; measured -> estimated, MiB):
     seg-B2 CS 1024x2048        4225 -> 6227     3959 -> 5182     3930 -> 4875
     seg-B2 ADE 1024x2048       5230 -> 6153     3918 -> 5130     3892 -> 4825
     seg-B3 CS 1024x2048        5992 -> 8872     5335 -> 7117     5001 -> 6715
+    seg-B3 ADE 1024x2048       7083 -> 8773     5161 -> 7047     5121 -> 6649
 
 (and seg-B2 ADE 512x1024, seg-B1 ADE, paper-seg and LR-ASPP at 1024x2048: tests/test_highres_memory.py holds every
 point; every estimate is 11-49% above its peak). The activation sum alone, the earlier form, put B3 at 1024x2048 at
