@@ -161,7 +161,12 @@ def planned_count(folder: Path | str | None, count: int | None) -> int:
         return count
     if folder is None or not Path(folder).is_dir():
         return DEFAULT_CALIB_COUNT
-    return sum(1 for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sum(1 for p in _listed_files(Path(folder)) if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _listed_files(folder: Path) -> list[Path]:
+    """Every file of `folder`, recursively, sorted by path; hidden files are not calibration data."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
 def _folder_images(folder: Path) -> list[tuple[Path, object]]:
@@ -169,7 +174,7 @@ def _folder_images(folder: Path) -> list[tuple[Path, object]]:
         raise MissingFileError(f"calibration folder {folder} does not exist; pass --calib DIR with JPEG/PNG images")
     if not folder.is_dir():
         raise InvalidInputError(f"--calib {folder} is not a folder; pass a folder of JPEG/PNG images")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = _listed_files(folder)
     if not files:
         raise InvalidInputError(f"calibration folder {folder} is empty; put JPEG/PNG images in it")
     images = []
